@@ -1,0 +1,418 @@
+/* store.c - SQLite mirror: schema migrations, a statement cache, raw records, sync state and runs. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "migrations.h"
+#include "store.h"
+
+#define STORE_STMT_MAX 96 /* distinct cached statements per store */
+
+struct store {
+	sqlite3 *db;
+	char *path;
+	int n_stmts;
+	struct {
+		const char *sql; /* the caller's static string: the cache key */
+		sqlite3_stmt *stmt;
+	} stmts[STORE_STMT_MAX];
+};
+
+int store_schema_latest(void)
+{
+	return migrations_count;
+}
+
+sqlite3 *store_db(struct store *st)
+{
+	return st->db;
+}
+
+const char *store_errmsg(struct store *st)
+{
+	return sqlite3_errmsg(st->db);
+}
+
+int store_exec(struct store *st, const char *sql)
+{
+	return sqlite3_exec(st->db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : -EIO;
+}
+
+int store_begin(struct store *st)
+{
+	return store_exec(st, "BEGIN IMMEDIATE");
+}
+
+int store_commit(struct store *st)
+{
+	return store_exec(st, "COMMIT");
+}
+
+void store_rollback(struct store *st)
+{
+	if (!sqlite3_get_autocommit(st->db))
+		sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+sqlite3_stmt *store_stmt(struct store *st, const char *sql)
+{
+	for (int i = 0; i < st->n_stmts; i++) {
+		if (st->stmts[i].sql == sql) {
+			sqlite3_stmt *s = st->stmts[i].stmt;
+			sqlite3_reset(s);
+			sqlite3_clear_bindings(s);
+			return s;
+		}
+	}
+	if (st->n_stmts == STORE_STMT_MAX)
+		return NULL;
+	sqlite3_stmt *s;
+	if (sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s, NULL) != SQLITE_OK)
+		return NULL;
+	st->stmts[st->n_stmts].sql = sql;
+	st->stmts[st->n_stmts].stmt = s;
+	st->n_stmts++;
+	return s;
+}
+
+int store_schema_version(struct store *st)
+{
+	sqlite3_stmt *s;
+	int v = -1;
+	if (sqlite3_prepare_v2(st->db, "PRAGMA user_version", -1, &s, NULL) != SQLITE_OK)
+		return -1;
+	if (sqlite3_step(s) == SQLITE_ROW)
+		v = sqlite3_column_int(s, 0);
+	sqlite3_finalize(s);
+	return v;
+}
+
+/* Apply every migration newer than the file, in one transaction. */
+static int store_migrate(struct store *st, char *err, size_t errlen)
+{
+	int have = store_schema_version(st);
+	if (have < 0) {
+		snprintf(err, errlen, "%s: cannot read schema version: %s", st->path,
+			 sqlite3_errmsg(st->db));
+		return -EIO;
+	}
+	if (have > migrations_count) {
+		snprintf(err, errlen,
+			 "%s: schema version %d is newer than this kleepd understands (%d); "
+			 "run a newer kleepd or restore a matching backup",
+			 st->path, have, migrations_count);
+		return -EPROTO;
+	}
+	if (have == migrations_count)
+		return 0;
+	if (store_begin(st) < 0)
+		goto fail;
+	/* Another process may have migrated while we waited for the lock. */
+	have = store_schema_version(st);
+	for (int i = have; i < migrations_count; i++) {
+		char *msg = NULL;
+		if (sqlite3_exec(st->db, migrations[i].sql, NULL, NULL, &msg) != SQLITE_OK) {
+			snprintf(err, errlen, "%s: migration %s failed: %s", st->path,
+				 migrations[i].name, msg ? msg : "?");
+			sqlite3_free(msg);
+			store_rollback(st);
+			return -EIO;
+		}
+	}
+	char pragma[48];
+	snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %d", migrations_count);
+	if (store_exec(st, pragma) < 0 || store_commit(st) < 0)
+		goto fail;
+	return 0;
+fail:
+	snprintf(err, errlen, "%s: migration failed: %s", st->path, sqlite3_errmsg(st->db));
+	store_rollback(st);
+	return -EIO;
+}
+
+int store_open(const char *path, struct store **out, char *err, size_t errlen)
+{
+	struct store *st = calloc(1, sizeof(*st));
+	int r = -EIO;
+
+	*out = NULL;
+	if (!st || !(st->path = strdup(path))) {
+		free(st);
+		snprintf(err, errlen, "%s: out of memory", path);
+		return -ENOMEM;
+	}
+	if (sqlite3_open_v2(path, &st->db,
+			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+			    NULL) != SQLITE_OK) {
+		snprintf(err, errlen, "%s: cannot open: %s", path,
+			 st->db ? sqlite3_errmsg(st->db) : "out of memory");
+		goto fail;
+	}
+	sqlite3_busy_timeout(st->db, STORE_BUSY_TIMEOUT_MS);
+	sqlite3_extended_result_codes(st->db, 1);
+	/* WAL lets kleepctl and analysts read while a sync writes; NORMAL
+	 * sync is durable at each checkpoint and never corrupts in WAL. */
+	if (store_exec(st, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"
+			   "PRAGMA foreign_keys = ON;") < 0) {
+		snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(st->db));
+		goto fail;
+	}
+	r = store_migrate(st, err, errlen);
+	if (r < 0)
+		goto fail;
+	*out = st;
+	return 0;
+fail:
+	store_close(st);
+	return r;
+}
+
+void store_close(struct store *st)
+{
+	if (!st)
+		return;
+	for (int i = 0; i < st->n_stmts; i++)
+		sqlite3_finalize(st->stmts[i].stmt);
+	sqlite3_close(st->db);
+	free(st->path);
+	free(st);
+}
+
+static const char *SQL_RECORD_PUT =
+	"INSERT INTO records (stream, id, source, source_updated_at, first_seen, last_seen,"
+	"                     last_run, deleted, json)"
+	" VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, 0, ?7)"
+	" ON CONFLICT (stream, id) DO UPDATE SET"
+	"   source = excluded.source, source_updated_at = excluded.source_updated_at,"
+	"   last_seen = excluded.last_seen, last_run = excluded.last_run, deleted = 0,"
+	"   json = excluded.json";
+
+static const char *SQL_RECORD_GET =
+	"SELECT json, deleted FROM records WHERE stream = ?1 AND id = ?2";
+
+static void bind_text(sqlite3_stmt *s, int i, const char *v)
+{
+	if (v)
+		sqlite3_bind_text(s, i, v, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(s, i);
+}
+
+int store_record_put(struct store *st, const struct store_record *r, const char *now,
+		     int64_t run_id, bool *changed)
+{
+	/* Compare with what is stored first: an unchanged record still gets
+	 * last_seen and last_run, but does not count as a change. */
+	if (changed) {
+		sqlite3_stmt *g = store_stmt(st, SQL_RECORD_GET);
+		if (!g)
+			return -EIO;
+		bind_text(g, 1, r->stream);
+		bind_text(g, 2, r->id);
+		int rc = sqlite3_step(g);
+		if (rc == SQLITE_ROW) {
+			const char *old = (const char *)sqlite3_column_text(g, 0);
+			*changed = sqlite3_column_int(g, 1) != 0 || !old || strcmp(old, r->json) != 0;
+		} else if (rc == SQLITE_DONE) {
+			*changed = true;
+		} else {
+			return -EIO;
+		}
+		sqlite3_reset(g);
+	}
+	sqlite3_stmt *s = store_stmt(st, SQL_RECORD_PUT);
+	if (!s)
+		return -EIO;
+	bind_text(s, 1, r->stream);
+	bind_text(s, 2, r->id);
+	bind_text(s, 3, r->source);
+	bind_text(s, 4, r->source_updated_at);
+	bind_text(s, 5, now);
+	sqlite3_bind_int64(s, 6, run_id);
+	bind_text(s, 7, r->json);
+	int rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE ? 0 : -EIO;
+}
+
+static const char *SQL_RECORD_SWEEP =
+	"UPDATE records SET deleted = 1, last_seen = ?4"
+	" WHERE stream = ?1 AND source = ?2 AND deleted = 0"
+	"   AND (last_run IS NULL OR last_run <> ?3)";
+
+int store_record_sweep(struct store *st, const char *stream, const char *source, int64_t run_id,
+		       const char *now, int *n)
+{
+	sqlite3_stmt *s = store_stmt(st, SQL_RECORD_SWEEP);
+	if (!s)
+		return -EIO;
+	bind_text(s, 1, stream);
+	bind_text(s, 2, source);
+	sqlite3_bind_int64(s, 3, run_id);
+	bind_text(s, 4, now);
+	int rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE)
+		return -EIO;
+	if (n)
+		*n = sqlite3_changes(st->db);
+	return 0;
+}
+
+static const char *SQL_STATE_GET =
+	"SELECT cursor_time, cursor_id, window_from, window_to, window_page,"
+	"       window_max_time, window_max_id, last_success, last_attempt,"
+	"       last_error, error_class, endpoint, unauthorized, rows_total"
+	" FROM sync_state WHERE stream = ?1";
+
+static const char *SQL_STATE_PUT =
+	"INSERT INTO sync_state (stream, cursor_time, cursor_id, window_from, window_to,"
+	"  window_page, window_max_time, window_max_id, last_success, last_attempt,"
+	"  last_error, error_class, endpoint, unauthorized, rows_total)"
+	" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
+	" ON CONFLICT (stream) DO UPDATE SET cursor_time = ?2, cursor_id = ?3,"
+	"  window_from = ?4, window_to = ?5, window_page = ?6, window_max_time = ?7,"
+	"  window_max_id = ?8, last_success = ?9, last_attempt = ?10, last_error = ?11,"
+	"  error_class = ?12, endpoint = ?13, unauthorized = ?14, rows_total = ?15";
+
+static char *column_dup(sqlite3_stmt *s, int i)
+{
+	const char *v = (const char *)sqlite3_column_text(s, i);
+	return v ? strdup(v) : NULL;
+}
+
+void store_state_set(char **field, const char *v)
+{
+	char *copy = v ? strdup(v) : NULL;
+	free(*field);
+	*field = copy;
+}
+
+void store_state_clear(struct store_state *s)
+{
+	free(s->cursor_time);
+	free(s->cursor_id);
+	free(s->window_from);
+	free(s->window_to);
+	free(s->window_max_time);
+	free(s->window_max_id);
+	free(s->last_success);
+	free(s->last_attempt);
+	free(s->last_error);
+	free(s->error_class);
+	free(s->endpoint);
+	memset(s, 0, sizeof(*s));
+}
+
+int store_state_get(struct store *st, const char *stream, struct store_state *s)
+{
+	memset(s, 0, sizeof(*s));
+	sqlite3_stmt *q = store_stmt(st, SQL_STATE_GET);
+	if (!q)
+		return -EIO;
+	bind_text(q, 1, stream);
+	int rc = sqlite3_step(q);
+	if (rc == SQLITE_ROW) {
+		s->cursor_time = column_dup(q, 0);
+		s->cursor_id = column_dup(q, 1);
+		s->window_from = column_dup(q, 2);
+		s->window_to = column_dup(q, 3);
+		s->window_page = sqlite3_column_int(q, 4);
+		s->window_max_time = column_dup(q, 5);
+		s->window_max_id = column_dup(q, 6);
+		s->last_success = column_dup(q, 7);
+		s->last_attempt = column_dup(q, 8);
+		s->last_error = column_dup(q, 9);
+		s->error_class = column_dup(q, 10);
+		s->endpoint = column_dup(q, 11);
+		s->unauthorized = sqlite3_column_int(q, 12) != 0;
+		s->rows_total = sqlite3_column_int64(q, 13);
+	}
+	sqlite3_reset(q);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -EIO;
+}
+
+int store_state_put(struct store *st, const char *stream, const struct store_state *s)
+{
+	sqlite3_stmt *q = store_stmt(st, SQL_STATE_PUT);
+	if (!q)
+		return -EIO;
+	bind_text(q, 1, stream);
+	bind_text(q, 2, s->cursor_time);
+	bind_text(q, 3, s->cursor_id);
+	bind_text(q, 4, s->window_from);
+	bind_text(q, 5, s->window_to);
+	sqlite3_bind_int(q, 6, s->window_page);
+	bind_text(q, 7, s->window_max_time);
+	bind_text(q, 8, s->window_max_id);
+	bind_text(q, 9, s->last_success);
+	bind_text(q, 10, s->last_attempt);
+	bind_text(q, 11, s->last_error);
+	bind_text(q, 12, s->error_class);
+	bind_text(q, 13, s->endpoint);
+	sqlite3_bind_int(q, 14, s->unauthorized);
+	sqlite3_bind_int64(q, 15, s->rows_total);
+	int rc = sqlite3_step(q);
+	sqlite3_reset(q);
+	return rc == SQLITE_DONE ? 0 : -EIO;
+}
+
+static const char *SQL_RUN_START =
+	"INSERT INTO sync_runs (stream, started) VALUES (?1, ?2)";
+
+static const char *SQL_RUN_FINISH =
+	"UPDATE sync_runs SET finished = ?2, outcome = ?3, pages = ?4, rows_in = ?5,"
+	"  rows_changed = ?6, http_requests = ?7, bytes = ?8, error = ?9, error_class = ?10"
+	" WHERE run_id = ?1";
+
+static const char *SQL_RUN_REAP =
+	"UPDATE sync_runs SET outcome = 'interrupted', finished = ?1,"
+	"  error = 'kleepd stopped before the run ended'"
+	" WHERE outcome = 'running'";
+
+int store_run_start(struct store *st, const char *stream, const char *now, int64_t *run_id)
+{
+	sqlite3_stmt *q = store_stmt(st, SQL_RUN_START);
+	if (!q)
+		return -EIO;
+	bind_text(q, 1, stream);
+	bind_text(q, 2, now);
+	int rc = sqlite3_step(q);
+	sqlite3_reset(q);
+	if (rc != SQLITE_DONE)
+		return -EIO;
+	*run_id = sqlite3_last_insert_rowid(st->db);
+	return 0;
+}
+
+int store_run_finish(struct store *st, const struct store_run *r, const char *now)
+{
+	sqlite3_stmt *q = store_stmt(st, SQL_RUN_FINISH);
+	if (!q)
+		return -EIO;
+	sqlite3_bind_int64(q, 1, r->run_id);
+	bind_text(q, 2, now);
+	bind_text(q, 3, r->outcome);
+	sqlite3_bind_int64(q, 4, r->pages);
+	sqlite3_bind_int64(q, 5, r->rows_in);
+	sqlite3_bind_int64(q, 6, r->rows_changed);
+	sqlite3_bind_int64(q, 7, r->http_requests);
+	sqlite3_bind_int64(q, 8, r->bytes);
+	bind_text(q, 9, r->error);
+	bind_text(q, 10, r->error_class);
+	int rc = sqlite3_step(q);
+	sqlite3_reset(q);
+	return rc == SQLITE_DONE ? 0 : -EIO;
+}
+
+int store_run_reap(struct store *st, const char *now)
+{
+	sqlite3_stmt *q = store_stmt(st, SQL_RUN_REAP);
+	if (!q)
+		return -EIO;
+	bind_text(q, 1, now);
+	int rc = sqlite3_step(q);
+	sqlite3_reset(q);
+	return rc == SQLITE_DONE ? 0 : -EIO;
+}

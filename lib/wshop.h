@@ -1,0 +1,85 @@
+/* wshop.h - the WSHOP HTTP client: authentication, one page of a stream, retries, rate cap. */
+#ifndef KLEEP_WSHOP_H
+#define KLEEP_WSHOP_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "log.h"
+#include "profile.h"
+#include "stream.h"
+
+/* What went wrong, as sync_state.error_class names it (DESIGN.md §3). */
+enum wshop_error {
+	WSHOP_OK = 0,
+	WSHOP_ERR_CONFIG,       /* bad URL, other 4xx that a setting causes */
+	WSHOP_ERR_AUTH,         /* authenticate refused the credentials */
+	WSHOP_ERR_UNAUTHORIZED, /* 403, or 401 again with a fresh token: the endpoint is not allowed */
+	WSHOP_ERR_TRANSIENT,    /* 429, 5xx, timeouts, resets, after every retry */
+	WSHOP_ERR_BAD_REPLY,    /* a reply that is not what the profile says, after every retry */
+	WSHOP_ERR_STOPPED,      /* the stop flag was raised */
+};
+
+/* "config", "auth", "unauthorized", "transient", "bad_reply", "stopped"; NULL for WSHOP_OK. */
+const char *wshop_error_class(enum wshop_error e);
+
+/* A request-rate cap shared by every client of one merchant; thread-safe. */
+struct wshop_ratelimit;
+struct wshop_ratelimit *wshop_ratelimit_new(double per_second);
+void wshop_ratelimit_free(struct wshop_ratelimit *rl);
+
+struct wshop_opts {
+	const char *api_url;        /* shop root or API root; base_path appended unless present */
+	const char *username;
+	const char *password_file;  /* read at each authentication, never kept nor logged */
+	const struct profile *profile; /* borrowed; must outlive the client */
+	struct wshop_ratelimit *ratelimit; /* borrowed; may be NULL */
+	atomic_bool *stop;          /* borrowed; may be NULL; checked between retries and during transfers */
+	struct log_ctx log;         /* borrowed strings; for log lines */
+};
+
+/* Counters of one client's life, for sync_runs. */
+struct wshop_stats {
+	int64_t requests;           /* HTTP requests sent, authentication and retries included */
+	int64_t bytes;              /* body bytes received (after decompression) */
+};
+
+struct wshop;
+
+/* A client with its own curl handle (keep-alive).  NULL on out-of-memory. */
+struct wshop *wshop_new(const struct wshop_opts *o);
+void wshop_free(struct wshop *w);
+
+/* Authenticate now (also done lazily and before the token's exp). */
+enum wshop_error wshop_authenticate(struct wshop *w);
+
+/*
+ * Fetch page `page` (counted from the profile's first_page) of stream s,
+ * with the date filter date_from (shop-local text in the profile's format) or
+ * NULL for none.  On WSHOP_OK *records is a new reference to the record array
+ * (caller json_decref()s it).  Retries transient failures per the profile;
+ * re-authenticates once after a 401.
+ */
+enum wshop_error wshop_fetch_page(struct wshop *w, enum stream s, int page, const char *date_from,
+				  json_t **records);
+
+/* The last failure for a person: endpoint, HTTP status and WSHOP's message, no secrets. */
+const char *wshop_last_error(const struct wshop *w);
+/* The last HTTP status seen (0 when none). */
+long wshop_last_http_status(const struct wshop *w);
+/* The endpoint of the last failure, e.g. "/returns/get". */
+const char *wshop_last_endpoint(const struct wshop *w);
+const struct wshop_stats *wshop_stats(const struct wshop *w);
+
+/* Helpers exposed for tests. */
+/* Retry-After as seconds from now: "120" or an HTTP-date; -1 when unparsable. */
+long wshop_parse_retry_after(const char *v, time_t now);
+/* The JWT's exp claim, or 0 when it has none or is not a JWT. */
+int64_t wshop_jwt_exp(const char *token);
+/* api_url + base_path unless api_url already ends with base_path; caller frees. */
+char *wshop_join_url(const char *api_url, const char *base_path, const char *path);
+
+#endif
