@@ -1,20 +1,34 @@
 /* kleepd.c - the kleepd daemon: command line, then config check, a one-off sync, or the service. */
 #include <errno.h>
 #include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "config.h"
 #include "log.h"
+#include "merchant.h"
 #include "store.h"
+#include "sync.h"
+
+/* Raised by SIGINT/SIGTERM during --once: jobs stop at the next page. */
+static atomic_bool once_stop;
+
+static void once_signal(int sig)
+{
+	(void)sig;
+	atomic_store(&once_stop, true);
+}
 
 static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: kleepd [-f] [-c FILE]                 run the service\n"
 		"       kleepd --check-config [-c FILE]       check the configuration and exit\n"
-		"       kleepd --once [-c FILE] [--merchant M] [--stream S]\n"
+		"       kleepd --once [-c FILE] [--merchant M] [--stream S] [--full]\n"
 		"                                              sync once in the foreground and exit\n"
 		"       kleepd --version\n"
 		"\n"
@@ -35,9 +49,79 @@ static int check_config(const char *path)
 	return 0;
 }
 
+/* One result line per job, for people and for test drivers alike. */
+static void print_result(const char *merchant, enum stream s, const struct merchant_result *res)
+{
+	if (strcmp(res->outcome, "success") == 0)
+		printf("%s/%s: success, %" PRId64 " pages, %" PRId64 " records, %" PRId64
+		       " changed, %" PRId64 " requests%s%s\n", merchant, stream_name(s), res->pages,
+		       res->rows_in, res->rows_changed, res->requests, res->message[0] ? "; " : "",
+		       res->message);
+	else
+		printf("%s/%s: %s%s%s%s: %s\n", merchant, stream_name(s), res->outcome,
+		       res->error_class ? " (" : "", res->error_class ? res->error_class : "",
+		       res->error_class ? ")" : "", res->message);
+	fflush(stdout);
+}
+
+/*
+ * --once: every selected stream of every selected merchant, in sync_order
+ * (reference data first, so products find their sizes and departments),
+ * then the SFTP scan.  0 when every job succeeded.
+ */
+static int run_once(const char *path, const char *only_merchant, const char *only_stream, bool full)
+{
+	struct config *c;
+	int failed = 0, ran = 0, want = -1;
+
+	if (only_stream && (want = stream_from_name(only_stream)) < 0) {
+		fprintf(stderr, "kleepd: unknown stream '%s'\n", only_stream);
+		return 2;
+	}
+	if (config_load(path, &c, stderr) < 0)
+		return 1;
+	log_set_level(c->daemon.log_level);
+	if (only_merchant && !config_merchant(c, only_merchant)) {
+		fprintf(stderr, "kleepd: no merchant '%s' in %s\n", only_merchant, path);
+		config_free(c);
+		return 1;
+	}
+	struct sigaction sa = { .sa_handler = once_signal };
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+
+	for (size_t i = 0; i < c->n_merchants && !atomic_load(&once_stop); i++) {
+		const struct merchant_conf *m = &c->merchants[i];
+		struct merchant *mr;
+		char err[1024];
+		if (only_merchant && strcmp(m->id, only_merchant) != 0)
+			continue;
+		if (merchant_open(c, m, &mr, err, sizeof(err)) < 0) {
+			printf("%s: failed: %s\n", m->id, err);
+			failed++;
+			continue;
+		}
+		for (int k = 0; k <= STREAM_API_COUNT && !atomic_load(&once_stop); k++) {
+			enum stream s = k < STREAM_API_COUNT ? sync_order[k] : STREAM_SFTP;
+			if ((want >= 0 && (int)s != want) || (want < 0 && !merchant_has_stream(mr, s)))
+				continue;
+			struct merchant_result res;
+			if (merchant_run(mr, s, full, &once_stop, NULL, &res) < 0)
+				failed++;
+			print_result(m->id, s, &res);
+			ran++;
+		}
+		merchant_close(mr);
+	}
+	config_free(c);
+	if (atomic_load(&once_stop))
+		return 1;
+	return failed ? 1 : ran ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
-	enum { OPT_CHECK = 256, OPT_ONCE, OPT_VERSION, OPT_MERCHANT, OPT_STREAM };
+	enum { OPT_CHECK = 256, OPT_ONCE, OPT_VERSION, OPT_MERCHANT, OPT_STREAM, OPT_FULL };
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "foreground", no_argument, NULL, 'f' },
@@ -45,13 +129,14 @@ int main(int argc, char **argv)
 		{ "once", no_argument, NULL, OPT_ONCE },
 		{ "merchant", required_argument, NULL, OPT_MERCHANT },
 		{ "stream", required_argument, NULL, OPT_STREAM },
+		{ "full", no_argument, NULL, OPT_FULL },
 		{ "version", no_argument, NULL, OPT_VERSION },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
 	const char *config_path = CONFIG_DEFAULT_PATH;
 	const char *merchant = NULL, *stream = NULL;
-	bool foreground = false, check = false, once = false;
+	bool foreground = false, check = false, once = false, full = false;
 	int c;
 
 	while ((c = getopt_long(argc, argv, "c:fh", opts, NULL)) != -1) {
@@ -62,6 +147,7 @@ int main(int argc, char **argv)
 		case OPT_ONCE: once = true; break;
 		case OPT_MERCHANT: merchant = optarg; break;
 		case OPT_STREAM: stream = optarg; break;
+		case OPT_FULL: full = true; break;
 		case OPT_VERSION: printf("kleepd %s\n", KLEEP_VERSION); return 0;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
@@ -74,8 +160,12 @@ int main(int argc, char **argv)
 	log_init(foreground || once || check);
 	if (check)
 		return check_config(config_path);
-	(void)merchant;
-	(void)stream;
+	if (once)
+		return run_once(config_path, merchant, stream, full);
+	if (merchant || stream || full) {
+		usage(stderr);
+		return 2;
+	}
 	fprintf(stderr, "kleepd: the service is not built yet\n");
 	return 1;
 }

@@ -263,18 +263,19 @@ int store_record_sweep(struct store *st, const char *stream, const char *source,
 static const char *SQL_STATE_GET =
 	"SELECT cursor_time, cursor_id, window_from, window_to, window_page,"
 	"       window_max_time, window_max_id, last_success, last_attempt,"
-	"       last_error, error_class, endpoint, unauthorized, rows_total"
+	"       last_error, error_class, endpoint, unauthorized, rows_total, window_run"
 	" FROM sync_state WHERE stream = ?1";
 
 static const char *SQL_STATE_PUT =
 	"INSERT INTO sync_state (stream, cursor_time, cursor_id, window_from, window_to,"
 	"  window_page, window_max_time, window_max_id, last_success, last_attempt,"
-	"  last_error, error_class, endpoint, unauthorized, rows_total)"
-	" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
+	"  last_error, error_class, endpoint, unauthorized, rows_total, window_run)"
+	" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
 	" ON CONFLICT (stream) DO UPDATE SET cursor_time = ?2, cursor_id = ?3,"
 	"  window_from = ?4, window_to = ?5, window_page = ?6, window_max_time = ?7,"
 	"  window_max_id = ?8, last_success = ?9, last_attempt = ?10, last_error = ?11,"
-	"  error_class = ?12, endpoint = ?13, unauthorized = ?14, rows_total = ?15";
+	"  error_class = ?12, endpoint = ?13, unauthorized = ?14, rows_total = ?15,"
+	"  window_run = ?16";
 
 static char *column_dup(sqlite3_stmt *s, int i)
 {
@@ -328,6 +329,7 @@ int store_state_get(struct store *st, const char *stream, struct store_state *s)
 		s->endpoint = column_dup(q, 11);
 		s->unauthorized = sqlite3_column_int(q, 12) != 0;
 		s->rows_total = sqlite3_column_int64(q, 13);
+		s->window_run = sqlite3_column_int64(q, 14);
 	}
 	sqlite3_reset(q);
 	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -EIO;
@@ -353,6 +355,8 @@ int store_state_put(struct store *st, const char *stream, const struct store_sta
 	bind_text(q, 13, s->endpoint);
 	sqlite3_bind_int(q, 14, s->unauthorized);
 	sqlite3_bind_int64(q, 15, s->rows_total);
+	if (s->window_run)
+		sqlite3_bind_int64(q, 16, s->window_run);
 	int rc = sqlite3_step(q);
 	sqlite3_reset(q);
 	return rc == SQLITE_DONE ? 0 : -EIO;

@@ -74,6 +74,7 @@ struct store_state {
 	char *cursor_time, *cursor_id;
 	char *window_from, *window_to;   /* the date window being read, or NULL */
 	int window_page;                 /* last page committed inside that window */
+	int64_t window_run;              /* the run that opened the window */
 	char *window_max_time, *window_max_id; /* newest record seen in the window */
 	char *last_success, *last_attempt;
 	char *last_error, *error_class, *endpoint;

@@ -141,6 +141,9 @@ CREATE TABLE return_reasons (
 -- Bookkeeping.  The cursor (cursor_time, cursor_id) only moves with the data it
 -- covers.  window_* describe a date window being read page by page: a run that
 -- dies inside it resumes at window_page + 1 of the same window (DESIGN.md §5).
+-- window_run is the run that opened the window: records it (and the runs that
+-- resume it) see carry it in records.last_run, so a complete full read can tell
+-- what it did not see.
 CREATE TABLE sync_state (
 	stream        TEXT PRIMARY KEY,
 	cursor_time   TEXT,
@@ -148,6 +151,7 @@ CREATE TABLE sync_state (
 	window_from   TEXT,
 	window_to     TEXT,
 	window_page   INTEGER NOT NULL DEFAULT 0,
+	window_run    INTEGER,
 	window_max_time TEXT,
 	window_max_id TEXT,
 	last_success  TEXT,

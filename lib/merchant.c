@@ -1,0 +1,165 @@
+/* merchant.c - open a merchant's mirror and run one job of it: an API stream or an SFTP scan. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "merchant.h"
+#include "scan.h"
+
+int merchant_open(const struct config *c, const struct merchant_conf *m, struct merchant **out,
+		  char *err, size_t errlen)
+{
+	struct merchant *mr = calloc(1, sizeof(*mr));
+	int r;
+
+	*out = NULL;
+	if (!mr) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	mr->conf = m;
+	mr->daemon = &c->daemon;
+	if (mkdir(c->daemon.state_dir, 0750) < 0 && errno != EEXIST) {
+		r = -errno;
+		snprintf(err, errlen, "%s: cannot create the state folder: %s", c->daemon.state_dir,
+			 strerror(errno));
+		goto fail;
+	}
+	if (snprintf(mr->db_path, sizeof(mr->db_path), "%s/%s.db", c->daemon.state_dir, m->id) >=
+	    (int)sizeof(mr->db_path)) {
+		r = -ENAMETOOLONG;
+		snprintf(err, errlen, "%s: state_dir is too long", c->daemon.state_dir);
+		goto fail;
+	}
+	r = pii_key_load(c->daemon.state_dir, mr->pii_key, err, errlen);
+	if (r < 0)
+		goto fail;
+	r = store_open(mr->db_path, &mr->st, err, errlen);
+	if (r < 0)
+		goto fail;
+	if (m->has_wshop) {
+		char *buf = NULL;
+		size_t len = 0;
+		FILE *errs = open_memstream(&buf, &len);
+		if (!errs) {
+			r = -ENOMEM;
+			goto fail;
+		}
+		r = profile_load(c->daemon.profile_dir, m->wshop.profile, m->wshop.overrides,
+				 m->wshop.n_overrides, &mr->profile, errs);
+		fclose(errs);
+		if (r < 0) {
+			snprintf(err, errlen, "%s", buf && *buf ? buf : "cannot load the profile");
+			size_t n = strlen(err);
+			if (n && err[n - 1] == '\n')
+				err[n - 1] = 0;
+		}
+		free(buf);
+		if (r < 0)
+			goto fail;
+		mr->ratelimit = wshop_ratelimit_new(m->wshop.rate_limit);
+		if (!mr->ratelimit) {
+			r = -ENOMEM;
+			goto fail;
+		}
+	}
+	*out = mr;
+	return 0;
+fail:
+	merchant_close(mr);
+	return r;
+}
+
+void merchant_close(struct merchant *mr)
+{
+	if (!mr)
+		return;
+	store_close(mr->st);
+	profile_free(mr->profile);
+	wshop_ratelimit_free(mr->ratelimit);
+	explicit_bzero(mr->pii_key, sizeof(mr->pii_key));
+	free(mr);
+}
+
+bool merchant_has_stream(const struct merchant *mr, enum stream s)
+{
+	return s == STREAM_SFTP ? mr->conf->has_sftp : mr->conf->has_wshop && s < STREAM_API_COUNT;
+}
+
+static int run_scan(struct merchant *mr, atomic_bool *stop, struct merchant_result *res)
+{
+	struct scan_result sr;
+	struct log_ctx log = { mr->conf->id, "sftp", 0 };
+	memset(&sr, 0, sizeof(sr));
+	int r = scan_run(mr->conf, mr->st, mr->daemon->state_dir, stop, &log, &sr);
+	res->run_id = sr.run_id;
+	res->rows_in = res->rows_changed = sr.rows;
+	res->pages = sr.files_applied;
+	res->error_class = r == 0 ? NULL : sr.error_class;
+	res->outcome = r == 0 ? "success" : r == -EAGAIN ? "interrupted" : "failed";
+	snprintf(res->message, sizeof(res->message), "%s", r == 0 ? "" : sr.error);
+	if (r == 0)
+		snprintf(res->message, sizeof(res->message),
+			 "%d files seen, %d applied, %d rejected, %d failed, %d waiting to settle",
+			 sr.files_seen, sr.files_applied, sr.files_rejected, sr.files_failed,
+			 sr.files_pending);
+	return r;
+}
+
+int merchant_run(struct merchant *mr, enum stream s, bool full, atomic_bool *stop,
+		 struct sync_progress *progress, struct merchant_result *res)
+{
+	memset(res, 0, sizeof(*res));
+	if (!merchant_has_stream(mr, s)) {
+		res->outcome = "failed";
+		res->error_class = "config";
+		snprintf(res->message, sizeof(res->message), "merchant %s has no %s section for %s",
+			 mr->conf->id, s == STREAM_SFTP ? "[sftp]" : "[wshop]", stream_name(s));
+		return -EINVAL;
+	}
+	if (s == STREAM_SFTP)
+		return run_scan(mr, stop, res);
+
+	if (full && sync_reset(mr->st, s) < 0) {
+		res->outcome = "failed";
+		res->error_class = "config";
+		snprintf(res->message, sizeof(res->message), "cannot reset the cursor: %s",
+			 store_errmsg(mr->st));
+		return -EIO;
+	}
+	struct wshop_opts o = {
+		.api_url = mr->conf->wshop.api_url,
+		.username = mr->conf->wshop.username,
+		.password_file = mr->conf->wshop.password_file,
+		.profile = mr->profile,
+		.ratelimit = mr->ratelimit,
+		.stop = stop,
+		.log = { mr->conf->id, stream_name(s), 0 },
+	};
+	struct wshop *client = wshop_new(&o);
+	if (!client) {
+		res->outcome = "failed";
+		res->error_class = "transient";
+		snprintf(res->message, sizeof(res->message), "out of memory");
+		return -ENOMEM;
+	}
+	struct sync_job job = {
+		.m = mr->conf, .profile = mr->profile, .st = mr->st, .client = client,
+		.pii_key = mr->pii_key, .lookback_usec = mr->daemon->lookback_usec,
+		.stop = stop, .progress = progress,
+	};
+	struct sync_result sr;
+	int r = sync_run(&job, s, &sr);
+	res->outcome = sr.outcome;
+	res->error_class = r == 0 || r == -EAGAIN ? NULL : wshop_error_class(sr.error);
+	res->run_id = sr.run_id;
+	res->pages = sr.pages;
+	res->rows_in = sr.rows_in;
+	res->rows_changed = sr.rows_changed;
+	res->requests = wshop_stats(client)->requests;
+	snprintf(res->message, sizeof(res->message), "%s", sr.message);
+	wshop_free(client);
+	return r;
+}

@@ -1,0 +1,54 @@
+/* merchant.h - one merchant at run time: its mirror, profile, rate cap, and a job runner. */
+#ifndef KLEEP_MERCHANT_H
+#define KLEEP_MERCHANT_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "config.h"
+#include "pii.h"
+#include "profile.h"
+#include "store.h"
+#include "sync.h"
+#include "wshop.h"
+
+struct merchant {
+	const struct merchant_conf *conf; /* borrowed: the config must outlive the merchant */
+	const struct daemon_conf *daemon; /* borrowed likewise */
+	struct store *st;                 /* owned; used by one job at a time */
+	struct profile *profile;          /* owned; NULL for an SFTP-only merchant */
+	struct wshop_ratelimit *ratelimit;/* owned; shared by this merchant's clients */
+	unsigned char pii_key[PII_KEY_LEN];
+	char db_path[4096];
+};
+
+/* The outcome of one job, for --once, status and the logs. */
+struct merchant_result {
+	const char *outcome;      /* "success", "failed", "interrupted" */
+	const char *error_class;  /* NULL on success */
+	int64_t run_id, pages, rows_in, rows_changed, requests;
+	char message[512];
+};
+
+/*
+ * Open merchant m of config c: the database <state_dir>/<id>.db (created and
+ * migrated), the profile, the installation's hash key.  The caller owns
+ * *out (merchant_close).  A negative errno-style code on failure, with err
+ * naming the file and the problem.
+ */
+int merchant_open(const struct config *c, const struct merchant_conf *m, struct merchant **out,
+		  char *err, size_t errlen);
+void merchant_close(struct merchant *mr);
+
+/* Whether this merchant syncs stream s at all ([wshop] for the API streams, [sftp] for sftp). */
+bool merchant_has_stream(const struct merchant *mr, enum stream s);
+
+/*
+ * Run one job: stream s (an API stream, or STREAM_SFTP for a scan).  full
+ * resets that stream's cursor first.  stop and progress may be NULL.
+ * Returns 0 when the job succeeded; res is filled either way.
+ */
+int merchant_run(struct merchant *mr, enum stream s, bool full, atomic_bool *stop,
+		 struct sync_progress *progress, struct merchant_result *res);
+
+#endif

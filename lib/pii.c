@@ -1,0 +1,123 @@
+/* pii.c - keep personal data out of the mirror: a per-installation key and keyed hashes. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include "pii.h"
+
+static int read_full(int fd, unsigned char *buf, size_t n)
+{
+	size_t got = 0;
+	while (got < n) {
+		ssize_t r = read(fd, buf + got, n - got);
+		if (r <= 0)
+			return -EIO;
+		got += (size_t)r;
+	}
+	return 0;
+}
+
+int pii_key_load(const char *state_dir, unsigned char key[PII_KEY_LEN], char *err, size_t errlen)
+{
+	char path[4096];
+	if (snprintf(path, sizeof(path), "%s/pii.key", state_dir) >= (int)sizeof(path)) {
+		snprintf(err, errlen, "state_dir is too long");
+		return -ENAMETOOLONG;
+	}
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		int r = read_full(fd, key, PII_KEY_LEN);
+		close(fd);
+		if (r < 0)
+			snprintf(err, errlen, "%s: shorter than %d bytes; restore it from a backup "
+				 "(a new key would change every customer hash)", path, PII_KEY_LEN);
+		return r;
+	}
+	if (errno != ENOENT) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -errno;
+	}
+	/* Create it under a temporary name and link it in place, so two
+	 * processes starting together agree on one key. */
+	char tmp[4200];
+	snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path);
+	fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
+		return -errno;
+	}
+	int r = 0;
+	if (getrandom(key, PII_KEY_LEN, 0) != PII_KEY_LEN ||
+	    write(fd, key, PII_KEY_LEN) != PII_KEY_LEN || fchmod(fd, 0600) < 0 || fsync(fd) < 0)
+		r = -EIO;
+	close(fd);
+	if (r == 0 && link(tmp, path) < 0)
+		r = errno == EEXIST ? 1 : -errno;
+	unlink(tmp);
+	if (r == 1) /* someone else won: use theirs */
+		return pii_key_load(state_dir, key, err, errlen);
+	if (r < 0)
+		snprintf(err, errlen, "%s: cannot create: %s", path, strerror(-r));
+	return r;
+}
+
+void pii_hash(const unsigned char key[PII_KEY_LEN], const char *text, char out[PII_HASH_HEX])
+{
+	unsigned char mac[EVP_MAX_MD_SIZE];
+	unsigned int len = 0;
+	HMAC(EVP_sha256(), key, PII_KEY_LEN, (const unsigned char *)text, strlen(text), mac, &len);
+	for (int i = 0; i < (PII_HASH_HEX - 1) / 2; i++)
+		snprintf(out + 2 * i, 3, "%02x", mac[i]);
+}
+
+/* A scalar as text for hashing: strings as they are, numbers in JSON form. */
+static int scalar_text(json_t *v, char *buf, size_t size)
+{
+	if (json_is_string(v))
+		return snprintf(buf, size, "%s", json_string_value(v)) < (int)size ? 0 : -EINVAL;
+	if (json_is_integer(v))
+		return snprintf(buf, size, "%" JSON_INTEGER_FORMAT, json_integer_value(v)), 0;
+	return -EINVAL;
+}
+
+int pii_scrub(const struct profile *p, enum stream s, const unsigned char key[PII_KEY_LEN],
+	      json_t *rec, char hash_out[PII_HASH_HEX])
+{
+	size_t i;
+	json_t *rule;
+	int r = 0;
+
+	if (hash_out)
+		hash_out[0] = 0;
+	json_array_foreach(p->streams[s].personal, i, rule) {
+		const char *field = profile_field(p, json_string_value(json_object_get(rule, "field")));
+		const char *action = json_string_value(json_object_get(rule, "action"));
+		json_t *v = json_object_get(rec, field);
+		if (!v)
+			continue;
+		if (strcmp(action, "hash") != 0 || json_is_null(v)) {
+			json_object_del(rec, field);
+			continue;
+		}
+		const char *k = json_string_value(json_object_get(rule, "key"));
+		json_t *src = json_is_object(v) && k ? json_object_get(v, profile_field(p, k)) : v;
+		char text[256], hex[PII_HASH_HEX];
+		if (!src || scalar_text(src, text, sizeof(text)) < 0) {
+			json_object_del(rec, field);
+			r = -EINVAL;
+			continue;
+		}
+		pii_hash(key, text, hex);
+		json_object_set_new(rec, field, json_string(hex));
+		if (hash_out && !hash_out[0])
+			memcpy(hash_out, hex, PII_HASH_HEX);
+	}
+	return r;
+}

@@ -1,0 +1,517 @@
+/* project.c - the profile-driven mapping from raw API records to the canonical tables.
+ *
+ * Field names are the default profile's (DOMAIN.md §1) and go through
+ * profile_field(), so another API's names are a profile change.  Values that
+ * depend on other streams (a variant's size label, a product's category, an
+ * order line's product_id) are looked up in the mirror; project_refresh()
+ * brings them up to date when those streams change.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "canon.h"
+#include "project.h"
+
+#define SCRATCH_SLOTS 24
+#define SCRATCH_LEN 160
+
+/* Text forms of numbers and looked-up values, alive for one record. */
+struct scratch {
+	char slot[SCRATCH_SLOTS][SCRATCH_LEN];
+	int used;
+};
+
+static char *scratch_take(struct scratch *sc)
+{
+	if (sc->used == SCRATCH_SLOTS)
+		sc->used = 0; /* never reached with the fixed row sizes below */
+	return sc->slot[sc->used++];
+}
+
+/* A JSON scalar as canonical text: strings as they are ("" is NULL), numbers in JSON form. */
+static const char *text(struct scratch *sc, json_t *v)
+{
+	if (json_is_string(v))
+		return json_string_length(v) ? json_string_value(v) : NULL;
+	if (json_is_integer(v)) {
+		char *b = scratch_take(sc);
+		snprintf(b, SCRATCH_LEN, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+		return b;
+	}
+	if (json_is_real(v)) {
+		char *b = scratch_take(sc);
+		snprintf(b, SCRATCH_LEN, "%.17g", json_real_value(v));
+		return b;
+	}
+	if (json_is_boolean(v))
+		return json_is_true(v) ? "1" : "0";
+	return NULL;
+}
+
+static json_t *get(const struct project_ctx *c, json_t *obj, const char *name)
+{
+	return json_object_get(obj, profile_field(c->p, name));
+}
+
+static const char *field_text(const struct project_ctx *c, struct scratch *sc, json_t *obj,
+			      const char *name)
+{
+	return text(sc, get(c, obj, name));
+}
+
+/* A shop-local time field as UTC text, NULL when absent; -EINVAL when it does not parse. */
+static int field_time(const struct project_ctx *c, struct scratch *sc, json_t *obj, const char *name,
+		      const char **out)
+{
+	const char *v = json_string_value(get(c, obj, name));
+	time_t t;
+	*out = NULL;
+	if (!v || !*v)
+		return 0;
+	if (tstamp_from_local(c->m->timezone, v, &t) < 0)
+		return -EINVAL;
+	char *b = scratch_take(sc);
+	tstamp_format(t, b);
+	*out = b;
+	return 0;
+}
+
+/* One text column from a lookup query with one text parameter; NULL when no row. */
+static const char *lookup(const struct project_ctx *c, struct scratch *sc, const char *sql,
+			  const char *param)
+{
+	if (!param)
+		return NULL;
+	sqlite3_stmt *s = store_stmt(c->st, sql);
+	const char *out = NULL;
+	if (!s)
+		return NULL;
+	sqlite3_bind_text(s, 1, param, -1, SQLITE_STATIC);
+	if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_text(s, 0)) {
+		char *b = scratch_take(sc);
+		snprintf(b, SCRATCH_LEN, "%s", (const char *)sqlite3_column_text(s, 0));
+		out = b;
+	}
+	sqlite3_reset(s);
+	return out;
+}
+
+static const char *SQL_SIZE_LABEL = "SELECT label FROM sizes WHERE size_id = ?1";
+static const char *SQL_DEPARTMENT_LABEL = "SELECT label FROM departments WHERE department_id = ?1";
+static const char *SQL_PRODUCT_ID = "SELECT product_id FROM products WHERE source_id = ?1";
+static const char *SQL_VARIANT_SKU = "SELECT sku FROM variants WHERE variant_id = ?1";
+static const char *SQL_VARIANT_SIZE = "SELECT size_label FROM variants WHERE variant_id = ?1";
+static const char *SQL_ATTRIBUTE_BY_CODE = "SELECT attribute_id FROM attributes WHERE code = ?1";
+static const char *SQL_PRODUCT_RENAMED =
+	"DELETE FROM products WHERE source_id = ?1 AND product_id <> ?2 AND source = 'api'";
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/*
+ * The text of one translated field in the merchant's first configured
+ * language, else the next configured one, else any served language (by code
+ * order).  tr is {lang: value} or {lang: {field: value}} when field is set.
+ */
+static const char *translated(const struct project_ctx *c, json_t *tr, const char *field)
+{
+	const char *lang;
+	json_t *v;
+
+	for (int i = 0; i < c->m->n_languages; i++) {
+		v = json_object_get(tr, c->m->languages[i]);
+		v = field ? get(c, v, field) : v;
+		if (json_string_length(v))
+			return json_string_value(v);
+	}
+	const char *langs[64];
+	size_t n = 0;
+	json_object_foreach(tr, lang, v) {
+		if (n < sizeof(langs) / sizeof(langs[0]))
+			langs[n++] = lang;
+	}
+	qsort(langs, n, sizeof(langs[0]), cmp_str);
+	for (size_t i = 0; i < n; i++) {
+		v = json_object_get(tr, langs[i]);
+		v = field ? get(c, v, field) : v;
+		if (json_string_length(v))
+			return json_string_value(v);
+	}
+	return NULL;
+}
+
+/* Replace the labels of (entity, id) with every language served. */
+static int put_labels(const struct project_ctx *c, const char *entity, const char *id, json_t *tr,
+		      const char *const *fields)
+{
+	const char *lang;
+	json_t *v;
+
+	if (canon_delete_children(c->st, CANON_LABELS, entity, id) < 0)
+		return -EIO;
+	json_object_foreach(tr, lang, v) {
+		for (int f = 0; fields[f]; f++) {
+			json_t *val = strcmp(fields[f], "label") == 0 && json_is_string(v) ? v
+				      : get(c, v, fields[f]);
+			if (!json_string_length(val))
+				continue;
+			const char *row[L_COUNT] = { entity, id, lang, fields[f], json_string_value(val) };
+			if (canon_put(c->st, CANON_LABELS, row, "api", NULL) < 0)
+				return -EIO;
+		}
+	}
+	return 0;
+}
+
+int project_identity(const struct project_ctx *c, enum stream s, json_t *rec,
+		     char id[PROJECT_ID_MAX], tstamp_t updated, char *err, size_t errlen)
+{
+	struct scratch sc = { .used = 0 };
+	const char *v = text(&sc, get(c, rec, "id"));
+	const char *when;
+
+	updated[0] = 0;
+	if (!json_is_object(rec) || !v) {
+		snprintf(err, errlen, "a %s record has no '%s'", stream_name(s), profile_field(c->p, "id"));
+		return -EINVAL;
+	}
+	if (snprintf(id, PROJECT_ID_MAX, "%s", v) >= PROJECT_ID_MAX) {
+		snprintf(err, errlen, "a %s record has an id longer than %d bytes", stream_name(s),
+			 PROJECT_ID_MAX - 1);
+		return -EINVAL;
+	}
+	if (field_time(c, &sc, rec, "date_upd", &when) < 0) {
+		snprintf(err, errlen, "%s %s: '%s' is not a date", stream_name(s), id,
+			 profile_field(c->p, "date_upd"));
+		return -EINVAL;
+	}
+	if (when)
+		snprintf(updated, TSTAMP_LEN, "%s", when);
+	return 0;
+}
+
+/* parent_reference_field names a field of the product, or an attribute code. */
+static const char *parent_reference(const struct project_ctx *c, struct scratch *sc, json_t *rec)
+{
+	const char *name = c->m->parent_reference_field;
+	json_t *v = get(c, rec, name);
+	if (v)
+		return text(sc, v);
+	const char *attr_id = lookup(c, sc, SQL_ATTRIBUTE_BY_CODE, name);
+	size_t i;
+	json_t *a;
+	json_array_foreach(get(c, rec, "attributes"), i, a) {
+		const char *id = text(sc, get(c, a, "attribute_id"));
+		if (attr_id && id && strcmp(id, attr_id) == 0)
+			return text(sc, get(c, a, "value"));
+	}
+	return NULL;
+}
+
+static int project_product(const struct project_ctx *c, json_t *rec, char *err, size_t errlen)
+{
+	struct scratch sc = { .used = 0 };
+	const char *row[P_COUNT] = { 0 };
+	json_t *tr = get(c, rec, "translations");
+	static const char *const fields[] = { "name", "description", "url", NULL };
+
+	row[P_SOURCE_ID] = field_text(c, &sc, rec, "id");
+	/* A product without the merchant's reference keeps its WSHOP id, so it
+	 * is still mirrored; `kleepctl check` lists such products. */
+	row[P_PRODUCT_ID] = field_text(c, &sc, rec, c->m->product_id_field);
+	if (!row[P_PRODUCT_ID])
+		row[P_PRODUCT_ID] = row[P_SOURCE_ID];
+	if (!row[P_PRODUCT_ID]) {
+		snprintf(err, errlen, "a product has no '%s'", profile_field(c->p, "id"));
+		return -EINVAL;
+	}
+	row[P_PARENT_REFERENCE] = parent_reference(c, &sc, rec);
+	row[P_TITLE] = translated(c, tr, "name");
+	row[P_DESCRIPTION] = translated(c, tr, "description");
+	row[P_URL] = translated(c, tr, "url");
+	char *images = NULL;
+	json_t *imgs = get(c, rec, "images");
+	if (json_is_array(imgs))
+		images = json_dumps(imgs, JSON_COMPACT | JSON_ENCODE_ANY);
+	row[P_IMAGES] = images;
+	row[P_DEPARTMENT_ID] = field_text(c, &sc, rec, "department_id");
+	row[P_CATEGORY] = lookup(c, &sc, SQL_DEPARTMENT_LABEL, row[P_DEPARTMENT_ID]);
+	if (field_time(c, &sc, rec, "date_upd", &row[P_UPDATED_AT]) < 0) {
+		free(images);
+		snprintf(err, errlen, "product %s: bad date", row[P_SOURCE_ID]);
+		return -EINVAL;
+	}
+	json_t *active = get(c, rec, "active");
+	row[P_DEACTIVATED] = json_is_false(active) || (json_is_integer(active) && !json_integer_value(active))
+			     ? "1" : "0";
+
+	bool applied;
+	int r = -EIO;
+	/* product_id_field changed since this product was last written: its
+	 * old row goes, with its variants (ON DELETE CASCADE). */
+	sqlite3_stmt *del = store_stmt(c->st, SQL_PRODUCT_RENAMED);
+	if (!del)
+		goto out;
+	sqlite3_bind_text(del, 1, row[P_SOURCE_ID], -1, SQLITE_STATIC);
+	sqlite3_bind_text(del, 2, row[P_PRODUCT_ID], -1, SQLITE_STATIC);
+	if (sqlite3_step(del) != SQLITE_DONE)
+		goto out;
+	if (canon_put(c->st, CANON_PRODUCTS, row, "api", &applied) < 0)
+		goto out;
+	r = 0;
+	if (!applied) /* an SFTP row with a newer time holds this product */
+		goto out;
+	if (canon_delete_children(c->st, CANON_VARIANTS, NULL, row[P_PRODUCT_ID]) < 0 ||
+	    put_labels(c, "product", row[P_PRODUCT_ID], tr, fields) < 0) {
+		r = -EIO;
+		goto out;
+	}
+	size_t i;
+	json_t *v;
+	json_array_foreach(get(c, rec, "sizes"), i, v) {
+		struct scratch vs = { .used = 0 };
+		const char *vr[V_COUNT] = { 0 };
+		vr[V_VARIANT_ID] = field_text(c, &vs, v, "id");
+		if (!vr[V_VARIANT_ID])
+			continue;
+		vr[V_PRODUCT_ID] = row[P_PRODUCT_ID];
+		vr[V_SKU] = field_text(c, &vs, v, "sku");
+		vr[V_EAN] = field_text(c, &vs, v, "ean");
+		vr[V_SIZE_ID] = field_text(c, &vs, v, "size_id");
+		vr[V_SIZE_LABEL] = lookup(c, &vs, SQL_SIZE_LABEL, vr[V_SIZE_ID]);
+		vr[V_STOCK] = field_text(c, &vs, v, "stock");
+		if (canon_put(c->st, CANON_VARIANTS, vr, "api", NULL) < 0) {
+			r = -EIO;
+			goto out;
+		}
+	}
+out:
+	free(images);
+	return r;
+}
+
+/* An order or return line's product and variant columns, filled from the catalog. */
+static void line_refs(const struct project_ctx *c, struct scratch *sc, json_t *line,
+		      const char **product_id, const char **variant_id, const char **sku,
+		      const char **size_label)
+{
+	const char *raw = field_text(c, sc, line, "product_id");
+	const char *mapped = lookup(c, sc, SQL_PRODUCT_ID, raw);
+	*product_id = mapped ? mapped : raw;
+	*variant_id = field_text(c, sc, line, "product_size_id");
+	*sku = field_text(c, sc, line, "sku");
+	if (!*sku)
+		*sku = lookup(c, sc, SQL_VARIANT_SKU, *variant_id);
+	*size_label = field_text(c, sc, line, "size_label");
+	if (!*size_label)
+		*size_label = lookup(c, sc, SQL_VARIANT_SIZE, *variant_id);
+}
+
+static int project_order(const struct project_ctx *c, json_t *rec, char *err, size_t errlen)
+{
+	struct scratch sc = { .used = 0 };
+	const char *row[O_COUNT] = { 0 };
+	bool applied;
+
+	row[O_ORDER_ID] = field_text(c, &sc, rec, "id");
+	row[O_REFERENCE] = field_text(c, &sc, rec, "reference");
+	row[O_STATUS] = field_text(c, &sc, rec, "status");
+	row[O_CURRENCY] = field_text(c, &sc, rec, "currency");
+	/* pii_scrub left the customer as its keyed hash. */
+	row[O_CUSTOMER_HASH] = json_string_value(get(c, rec, "customer"));
+	if (field_time(c, &sc, rec, "date_add", &row[O_ORDERED_AT]) < 0 ||
+	    field_time(c, &sc, rec, "date_upd", &row[O_UPDATED_AT]) < 0) {
+		snprintf(err, errlen, "order %s: bad date", row[O_ORDER_ID]);
+		return -EINVAL;
+	}
+	if (canon_put(c->st, CANON_ORDERS, row, "api", &applied) < 0)
+		return -EIO;
+	if (!applied)
+		return 0;
+	if (canon_delete_children(c->st, CANON_ORDER_LINES, NULL, row[O_ORDER_ID]) < 0)
+		return -EIO;
+	size_t i;
+	json_t *l;
+	json_array_foreach(get(c, rec, "lines"), i, l) {
+		struct scratch ls = { .used = 0 };
+		const char *lr[OL_COUNT] = { 0 };
+		lr[OL_ORDER_ID] = row[O_ORDER_ID];
+		lr[OL_LINE_NO] = field_text(c, &ls, l, "id");
+		if (!lr[OL_LINE_NO]) {
+			snprintf(ls.slot[0], SCRATCH_LEN, "%zu", i + 1);
+			lr[OL_LINE_NO] = ls.slot[0];
+			ls.used = 1;
+		}
+		line_refs(c, &ls, l, &lr[OL_PRODUCT_ID], &lr[OL_VARIANT_ID], &lr[OL_SKU],
+			  &lr[OL_SIZE_LABEL]);
+		lr[OL_QUANTITY] = field_text(c, &ls, l, "quantity");
+		lr[OL_PRICE] = field_text(c, &ls, l, "price");
+		if (canon_put(c->st, CANON_ORDER_LINES, lr, "api", NULL) < 0)
+			return -EIO;
+	}
+	return 0;
+}
+
+static int project_return(const struct project_ctx *c, json_t *rec, char *err, size_t errlen)
+{
+	struct scratch sc = { .used = 0 };
+	const char *row[R_COUNT] = { 0 };
+	bool applied;
+
+	row[R_RETURN_ID] = field_text(c, &sc, rec, "id");
+	row[R_ORDER_ID] = field_text(c, &sc, rec, "order_id");
+	if (field_time(c, &sc, rec, "date_add", &row[R_RETURNED_AT]) < 0 ||
+	    field_time(c, &sc, rec, "date_upd", &row[R_UPDATED_AT]) < 0) {
+		snprintf(err, errlen, "return %s: bad date", row[R_RETURN_ID]);
+		return -EINVAL;
+	}
+	if (canon_put(c->st, CANON_RETURNS, row, "api", &applied) < 0)
+		return -EIO;
+	if (!applied)
+		return 0;
+	if (canon_delete_children(c->st, CANON_RETURN_LINES, NULL, row[R_RETURN_ID]) < 0)
+		return -EIO;
+	size_t i;
+	json_t *l;
+	json_array_foreach(get(c, rec, "lines"), i, l) {
+		struct scratch ls = { .used = 0 };
+		const char *lr[RL_COUNT] = { 0 };
+		lr[RL_RETURN_ID] = row[R_RETURN_ID];
+		lr[RL_LINE_NO] = field_text(c, &ls, l, "id");
+		if (!lr[RL_LINE_NO]) {
+			snprintf(ls.slot[0], SCRATCH_LEN, "%zu", i + 1);
+			lr[RL_LINE_NO] = ls.slot[0];
+			ls.used = 1;
+		}
+		lr[RL_ORDER_ID] = row[R_ORDER_ID];
+		line_refs(c, &ls, l, &lr[RL_PRODUCT_ID], &lr[RL_VARIANT_ID], &lr[RL_SKU],
+			  &lr[RL_SIZE_LABEL]);
+		lr[RL_QUANTITY] = field_text(c, &ls, l, "quantity");
+		lr[RL_REASON_ID] = field_text(c, &ls, l, "reason_id");
+		lr[RL_COMMENT] = field_text(c, &ls, l, "comment");
+		if (canon_put(c->st, CANON_RETURN_LINES, lr, "api", NULL) < 0)
+			return -EIO;
+	}
+	return 0;
+}
+
+/* Sizes, departments, attributes and return reasons: one row and its labels. */
+static int project_reference(const struct project_ctx *c, enum stream s, json_t *rec)
+{
+	static const char *const label_field[] = { "label", NULL };
+	struct scratch sc = { .used = 0 };
+	const char *row[CANON_COLS_MAX] = { 0 };
+	json_t *tr = get(c, rec, "translations");
+	const char *id = field_text(c, &sc, rec, "id");
+	const char *entity;
+	enum canon_table t;
+
+	switch (s) {
+	case STREAM_SIZES:
+		t = CANON_SIZES, entity = "size";
+		row[S_SIZE_ID] = id;
+		row[S_LABEL] = field_text(c, &sc, rec, "label");
+		if (!row[S_LABEL])
+			row[S_LABEL] = translated(c, tr, NULL);
+		break;
+	case STREAM_DEPARTMENTS:
+		t = CANON_DEPARTMENTS, entity = "department";
+		row[D_DEPARTMENT_ID] = id;
+		row[D_PARENT_ID] = field_text(c, &sc, rec, "parent_id");
+		if (row[D_PARENT_ID] && strcmp(row[D_PARENT_ID], "0") == 0)
+			row[D_PARENT_ID] = NULL; /* a root, however the shop spells it */
+		row[D_LABEL] = translated(c, tr, NULL);
+		break;
+	case STREAM_ATTRIBUTES:
+		t = CANON_ATTRIBUTES, entity = "attribute";
+		row[A_ATTRIBUTE_ID] = id;
+		row[A_CODE] = field_text(c, &sc, rec, "code");
+		row[A_LABEL] = translated(c, tr, NULL);
+		break;
+	case STREAM_RETURN_REASONS:
+		t = CANON_RETURN_REASONS, entity = "return_reason";
+		row[RR_REASON_ID] = id;
+		row[RR_CODE] = field_text(c, &sc, rec, "code");
+		row[RR_LABEL] = translated(c, tr, NULL);
+		break;
+	default:
+		return -EINVAL;
+	}
+	if (canon_put(c->st, t, row, "api", NULL) < 0)
+		return -EIO;
+	return put_labels(c, entity, id, tr, label_field);
+}
+
+int project_record(const struct project_ctx *c, enum stream s, json_t *rec, char *err, size_t errlen)
+{
+	switch (s) {
+	case STREAM_PRODUCTS:
+		return project_product(c, rec, err, errlen);
+	case STREAM_ORDERS:
+		return project_order(c, rec, err, errlen);
+	case STREAM_RETURNS:
+		return project_return(c, rec, err, errlen);
+	default:
+		return project_reference(c, s, rec);
+	}
+}
+
+static const char *SQL_DEACTIVATE =
+	"UPDATE products SET deactivated = 1 WHERE source_id = ?1 AND source = 'api'";
+
+int project_forget(const struct project_ctx *c, enum stream s, const char *id)
+{
+	static const struct {
+		enum canon_table table;
+		const char *entity;
+	} ref[STREAM_API_COUNT] = {
+		[STREAM_SIZES] = { CANON_SIZES, "size" },
+		[STREAM_DEPARTMENTS] = { CANON_DEPARTMENTS, "department" },
+		[STREAM_ATTRIBUTES] = { CANON_ATTRIBUTES, "attribute" },
+		[STREAM_RETURN_REASONS] = { CANON_RETURN_REASONS, "return_reason" },
+		[STREAM_ORDERS] = { CANON_ORDERS, NULL },
+		[STREAM_RETURNS] = { CANON_RETURNS, NULL },
+	};
+	if (s == STREAM_PRODUCTS) {
+		sqlite3_stmt *q = store_stmt(c->st, SQL_DEACTIVATE);
+		if (!q)
+			return -EIO;
+		sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
+		int rc = sqlite3_step(q);
+		sqlite3_reset(q);
+		return rc == SQLITE_DONE ? 0 : -EIO;
+	}
+	if (canon_delete(c->st, ref[s].table, id) < 0)
+		return -EIO;
+	if (ref[s].entity && canon_delete_children(c->st, CANON_LABELS, ref[s].entity, id) < 0)
+		return -EIO;
+	return 0;
+}
+
+static const char *SQL_REFRESH_SIZES =
+	"UPDATE variants SET size_label = (SELECT label FROM sizes WHERE size_id = variants.size_id)"
+	" WHERE source = 'api' AND size_label IS NOT"
+	"       (SELECT label FROM sizes WHERE size_id = variants.size_id)";
+static const char *SQL_REFRESH_CATEGORIES =
+	"UPDATE products SET category ="
+	"       (SELECT label FROM departments WHERE department_id = products.department_id)"
+	" WHERE source = 'api' AND category IS NOT"
+	"       (SELECT label FROM departments WHERE department_id = products.department_id)";
+
+int project_refresh(const struct project_ctx *c, enum stream s)
+{
+	const char *sql = s == STREAM_SIZES ? SQL_REFRESH_SIZES
+			  : s == STREAM_DEPARTMENTS ? SQL_REFRESH_CATEGORIES : NULL;
+	if (!sql)
+		return 0;
+	sqlite3_stmt *q = store_stmt(c->st, sql);
+	if (!q)
+		return -EIO;
+	int rc = sqlite3_step(q);
+	sqlite3_reset(q);
+	return rc == SQLITE_DONE ? 0 : -EIO;
+}

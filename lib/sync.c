@@ -1,0 +1,383 @@
+/* sync.c - one stream's incremental run: windows, pages committed with their cursor, sweeps.
+ *
+ * A window is one read of the stream from a date (or from nothing: a full
+ * read) up to the run's start.  WSHOP returns records by id, not by time
+ * (DOMAIN.md §1), so the cursor may only move once a whole window has been
+ * read; until then each page commits the window's progress with its records,
+ * and a run that dies resumes the window at its next page.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "project.h"
+#include "sync.h"
+#include "tstamp.h"
+
+#define AUTUMN_LOOKAHEAD_SEC (3 * 3600) /* longer than any daylight-saving change */
+
+const enum stream sync_order[STREAM_API_COUNT] = {
+	STREAM_SIZES, STREAM_DEPARTMENTS, STREAM_ATTRIBUTES, STREAM_RETURN_REASONS,
+	STREAM_PRODUCTS, STREAM_ORDERS, STREAM_RETURNS,
+};
+
+static const char *SQL_UNSEEN =
+	"SELECT id FROM records WHERE stream = ?1 AND source = 'api' AND deleted = 0"
+	" AND (last_run IS NULL OR last_run <> ?2)";
+static const char *SQL_ROWS_TOTAL =
+	"SELECT count(*) FROM records WHERE stream = ?1 AND deleted = 0";
+
+struct run {
+	struct sync_job *job;
+	enum stream s;
+	const char *name;
+	struct log_ctx log;
+	struct store_state state;
+	struct project_ctx pc;
+	struct sync_result *res;
+	tstamp_t now;
+	char date_from[64];        /* the window's start in the shop's format, "" for none */
+};
+
+/*
+ * The window's start as the shop's local text.  Near an autumn change the
+ * start moves back by the change, so that records stamped in the repeated
+ * hour's second pass (whose local text sorts before ours) are not skipped.
+ */
+static int window_filter(struct run *r)
+{
+	const struct profile *p = r->job->profile;
+	const char *tz = r->job->m->timezone;
+	time_t t;
+
+	r->date_from[0] = 0;
+	if (!r->state.window_from || !p->streams[r->s].incremental)
+		return 0;
+	if (tstamp_parse(r->state.window_from, &t) < 0)
+		return -EINVAL;
+	long drop = tstamp_offset(tz, t) - tstamp_offset(tz, t + AUTUMN_LOOKAHEAD_SEC);
+	if (drop > 0)
+		t -= drop;
+	return tstamp_to_local(tz, t, p->date_format, r->date_from, sizeof(r->date_from));
+}
+
+/* Open a new window, or keep the one a dead run left open. */
+static void window_open(struct run *r, int64_t run_id)
+{
+	struct store_state *st = &r->state;
+	if (st->window_to) {
+		log_info(&r->log, "resuming the window from %s at page %d",
+			 st->window_from ? st->window_from : "the beginning", st->window_page + 1);
+		return;
+	}
+	store_state_set(&st->window_to, r->now);
+	store_state_set(&st->window_from, NULL);
+	store_state_set(&st->window_max_time, NULL);
+	store_state_set(&st->window_max_id, NULL);
+	st->window_page = 0;
+	st->window_run = run_id;
+	if (r->job->profile->streams[r->s].incremental && st->cursor_time) {
+		time_t t;
+		if (tstamp_parse(st->cursor_time, &t) == 0) {
+			tstamp_t from;
+			tstamp_format(t - (time_t)(r->job->lookback_usec / 1000000u), from);
+			store_state_set(&st->window_from, from);
+		}
+	}
+}
+
+static int64_t rows_total(struct run *r)
+{
+	sqlite3_stmt *q = store_stmt(r->job->st, SQL_ROWS_TOTAL);
+	int64_t n = r->state.rows_total;
+	if (!q)
+		return n;
+	sqlite3_bind_text(q, 1, r->name, -1, SQLITE_STATIC);
+	if (sqlite3_step(q) == SQLITE_ROW)
+		n = sqlite3_column_int64(q, 0);
+	sqlite3_reset(q);
+	return n;
+}
+
+/* Write one page's records; the caller holds the transaction. */
+static int apply_page(struct run *r, json_t *records)
+{
+	struct sync_job *job = r->job;
+	size_t i;
+	json_t *rec;
+
+	json_array_foreach(records, i, rec) {
+		char id[PROJECT_ID_MAX], hash[PII_HASH_HEX];
+		tstamp_t updated;
+		bool changed;
+
+		if (pii_scrub(job->profile, r->s, job->pii_key, rec, hash) < 0)
+			log_warning(&r->log, "a personal-data field had nothing to hash; dropped");
+		if (project_identity(&r->pc, r->s, rec, id, updated, r->res->message,
+				     sizeof(r->res->message)) < 0)
+			return -EPROTO;
+		char *json = json_dumps(rec, JSON_COMPACT | JSON_SORT_KEYS);
+		if (!json)
+			return -ENOMEM;
+		struct store_record raw = { r->name, id, "api", updated[0] ? updated : NULL, json };
+		int rc = store_record_put(job->st, &raw, r->now, r->state.window_run, &changed);
+		free(json);
+		if (rc < 0)
+			return -EIO;
+		rc = project_record(&r->pc, r->s, rec, r->res->message, sizeof(r->res->message));
+		if (rc < 0)
+			return rc == -EINVAL ? -EPROTO : rc;
+		r->res->rows_in++;
+		if (changed)
+			r->res->rows_changed++;
+		/* The newest record of the window, for the cursor. */
+		struct store_state *st = &r->state;
+		if (updated[0] && (!st->window_max_time || strcmp(updated, st->window_max_time) > 0)) {
+			store_state_set(&st->window_max_time, updated);
+			store_state_set(&st->window_max_id, id);
+		}
+	}
+	return 0;
+}
+
+/* After a complete full read: what the window did not see is gone at the source. */
+static int sweep(struct run *r)
+{
+	sqlite3_stmt *q = store_stmt(r->job->st, SQL_UNSEEN);
+	int rc, n = 0;
+	if (!q)
+		return -EIO;
+	sqlite3_bind_text(q, 1, r->name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(q, 2, r->state.window_run);
+	/* Collect first: project_forget reuses the store's statements. */
+	char **ids = NULL;
+	size_t n_ids = 0;
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		char **grown = realloc(ids, (n_ids + 1) * sizeof(*ids));
+		if (!grown)
+			break;
+		ids = grown;
+		ids[n_ids++] = strdup((const char *)sqlite3_column_text(q, 0));
+	}
+	sqlite3_reset(q);
+	int r_ = rc == SQLITE_DONE ? 0 : -EIO;
+	for (size_t i = 0; i < n_ids; i++) {
+		if (r_ == 0 && ids[i] && project_forget(&r->pc, r->s, ids[i]) < 0)
+			r_ = -EIO;
+		free(ids[i]);
+	}
+	free(ids);
+	if (r_ == 0 && store_record_sweep(r->job->st, r->name, "api", r->state.window_run, r->now, &n) < 0)
+		r_ = -EIO;
+	r->res->deleted = n;
+	if (n)
+		log_info(&r->log, "%d record%s no longer served, marked deleted", n, n == 1 ? "" : "s");
+	return r_;
+}
+
+/* The window is read whole: move the cursor, sweep after a full read, close it. */
+static int window_close(struct run *r)
+{
+	struct store_state *st = &r->state;
+	struct store *db = r->job->st;
+
+	if (store_begin(db) < 0)
+		return -EIO;
+	if (!st->window_from && sweep(r) < 0)
+		goto fail;
+	if (st->window_max_time) {
+		/* Capped at the run's start: a shop clock ahead of ours must not
+		 * push the cursor past what this run can have seen. */
+		const char *c = strcmp(st->window_max_time, st->window_to) < 0 ? st->window_max_time
+										: st->window_to;
+		if (!st->cursor_time || strcmp(c, st->cursor_time) > 0) {
+			store_state_set(&st->cursor_time, c);
+			store_state_set(&st->cursor_id, st->window_max_id);
+		}
+	}
+	store_state_set(&st->window_from, NULL);
+	store_state_set(&st->window_to, NULL);
+	store_state_set(&st->window_max_time, NULL);
+	store_state_set(&st->window_max_id, NULL);
+	st->window_page = 0;
+	st->window_run = 0;
+	store_state_set(&st->last_success, r->now);
+	store_state_set(&st->last_attempt, r->now);
+	store_state_set(&st->last_error, NULL);
+	store_state_set(&st->error_class, NULL);
+	store_state_set(&st->endpoint, NULL);
+	st->unauthorized = false;
+	st->rows_total = rows_total(r);
+	if (project_refresh(&r->pc, r->s) < 0 || store_state_put(db, r->name, st) < 0 ||
+	    store_commit(db) < 0)
+		goto fail;
+	return 0;
+fail:
+	snprintf(r->res->message, sizeof(r->res->message), "cannot close the window: %s",
+		 store_errmsg(db));
+	store_rollback(db);
+	return -EIO;
+}
+
+/* Fetch and commit pages until the window is read whole. */
+static int read_window(struct run *r)
+{
+	struct sync_job *job = r->job;
+	const struct profile *p = job->profile;
+	struct store_state *st = &r->state;
+
+	for (;;) {
+		if (job->stop && atomic_load(job->stop))
+			return -EAGAIN;
+		if (st->window_page >= p->max_pages) {
+			snprintf(r->res->message, sizeof(r->res->message),
+				 "%s: more than %d pages; the page cap guards against a paging loop "
+				 "(raise paging.max_pages if the shop is that large)",
+				 p->streams[r->s].path, p->max_pages);
+			r->res->error = WSHOP_ERR_BAD_REPLY;
+			return -EPROTO;
+		}
+		json_t *records = NULL;
+		enum wshop_error e = wshop_fetch_page(job->client, r->s, p->first_page + st->window_page,
+						      r->date_from[0] ? r->date_from : NULL, &records);
+		if (e != WSHOP_OK) {
+			r->res->error = e;
+			snprintf(r->res->message, sizeof(r->res->message), "%s",
+				 wshop_last_error(job->client));
+			return e == WSHOP_ERR_STOPPED ? -EAGAIN : -EIO;
+		}
+		size_t n = json_array_size(records);
+		if (store_begin(job->st) < 0) {
+			json_decref(records);
+			snprintf(r->res->message, sizeof(r->res->message), "%s", store_errmsg(job->st));
+			return -EIO;
+		}
+		int rc = apply_page(r, records);
+		json_decref(records);
+		if (rc == 0) {
+			st->window_page++;
+			if (store_state_put(job->st, r->name, st) < 0 || store_commit(job->st) < 0)
+				rc = -EIO;
+		}
+		if (rc < 0) {
+			if (rc == -EIO)
+				snprintf(r->res->message, sizeof(r->res->message), "%s",
+					 store_errmsg(job->st));
+			r->res->error = WSHOP_ERR_BAD_REPLY;
+			store_rollback(job->st);
+			return rc;
+		}
+		r->res->pages++;
+		if (job->progress) {
+			atomic_fetch_add(&job->progress->pages, 1);
+			atomic_fetch_add(&job->progress->rows, (int_least64_t)n);
+		}
+		if (n < (size_t)p->limit)
+			return 0;
+	}
+}
+
+/* Record a run that did not succeed in sync_state, keeping the committed window. */
+static void record_failure(struct run *r, int rc)
+{
+	struct store_state st;
+	struct sync_result *res = r->res;
+	if (store_state_get(r->job->st, r->name, &st) < 0)
+		return;
+	store_state_set(&st.last_attempt, r->now);
+	if (rc != -EAGAIN) {
+		store_state_set(&st.last_error, res->message);
+		store_state_set(&st.error_class, wshop_error_class(res->error));
+		st.unauthorized = res->error == WSHOP_ERR_UNAUTHORIZED;
+		store_state_set(&st.endpoint, res->error == WSHOP_ERR_UNAUTHORIZED
+						      ? r->job->profile->streams[r->s].path : NULL);
+	}
+	if (store_state_put(r->job->st, r->name, &st) < 0)
+		log_err(&r->log, "cannot record the failure: %s", store_errmsg(r->job->st));
+	store_state_clear(&st);
+}
+
+int sync_run(struct sync_job *job, enum stream s, struct sync_result *res)
+{
+	struct run r = { .job = job, .s = s, .name = stream_name(s), .res = res };
+	int64_t run_id = 0;
+	int rc;
+
+	memset(res, 0, sizeof(*res));
+	r.log = (struct log_ctx){ job->m->id, r.name, 0 };
+	r.pc = (struct project_ctx){ job->st, job->profile, job->m };
+	tstamp_now(r.now);
+	if (store_run_start(job->st, r.name, r.now, &run_id) < 0 ||
+	    store_state_get(job->st, r.name, &r.state) < 0) {
+		snprintf(res->message, sizeof(res->message), "%s", store_errmsg(job->st));
+		res->outcome = "failed";
+		res->error = WSHOP_ERR_CONFIG;
+		return -EIO;
+	}
+	res->run_id = r.log.run_id = run_id;
+	const struct wshop_stats before = *wshop_stats(job->client);
+	log_msg(LOG_INFO, &r.log, LOG_MSGID_RUN_STARTED, "run started");
+
+	window_open(&r, run_id);
+	rc = window_filter(&r);
+	if (rc == 0)
+		rc = read_window(&r);
+	if (rc == 0)
+		rc = window_close(&r);
+
+	const struct wshop_stats *after = wshop_stats(job->client);
+	struct store_run run = {
+		.run_id = run_id, .stream = r.name, .pages = res->pages, .rows_in = res->rows_in,
+		.rows_changed = res->rows_changed,
+		.http_requests = after->requests - before.requests, .bytes = after->bytes - before.bytes,
+	};
+	tstamp_now(r.now);
+	if (rc == 0) {
+		res->outcome = run.outcome = "success";
+		log_msg(LOG_INFO, &r.log, LOG_MSGID_RUN_FINISHED,
+			"run finished: %" PRId64 " pages, %" PRId64 " records, %" PRId64 " changed",
+			res->pages, res->rows_in, res->rows_changed);
+	} else if (rc == -EAGAIN) {
+		res->outcome = run.outcome = "interrupted";
+		res->error = WSHOP_ERR_STOPPED;
+		snprintf(res->message, sizeof(res->message), "stopped; the next run resumes at page %d",
+			 r.state.window_page + 1);
+		log_msg(LOG_NOTICE, &r.log, LOG_MSGID_RUN_FAILED, "run interrupted after %" PRId64
+			" pages; committed pages are kept", res->pages);
+	} else {
+		if (res->error == WSHOP_OK)
+			res->error = WSHOP_ERR_BAD_REPLY;
+		res->outcome = run.outcome = "failed";
+		run.error = res->message;
+		run.error_class = wshop_error_class(res->error);
+		log_msg(LOG_ERR, &r.log, LOG_MSGID_RUN_FAILED, "run failed (%s): %s", run.error_class,
+			res->message);
+	}
+	if (rc != 0)
+		record_failure(&r, rc);
+	if (store_run_finish(job->st, &run, r.now) < 0)
+		log_err(&r.log, "cannot record the run: %s", store_errmsg(job->st));
+	store_state_clear(&r.state);
+	return rc;
+}
+
+int sync_reset(struct store *st, enum stream s)
+{
+	struct store_state state;
+	if (store_state_get(st, stream_name(s), &state) < 0)
+		return -EIO;
+	store_state_set(&state.cursor_time, NULL);
+	store_state_set(&state.cursor_id, NULL);
+	store_state_set(&state.window_from, NULL);
+	store_state_set(&state.window_to, NULL);
+	store_state_set(&state.window_max_time, NULL);
+	store_state_set(&state.window_max_id, NULL);
+	state.window_page = 0;
+	state.window_run = 0;
+	int r = store_state_put(st, stream_name(s), &state);
+	store_state_clear(&state);
+	return r;
+}
