@@ -44,7 +44,7 @@ BINS     := $(BUILD)/kleepd $(BUILD)/kleepctl
 .DELETE_ON_ERROR:
 
 all: $(BINS) $(TESTS)
-	@chmod go-rwx examples/*.password 2>/dev/null || true
+	@chmod go-rwx examples/*.password examples/*.key 2>/dev/null || true
 
 deps:
 	@missing=$$(for p in $(DEB_PACKAGES); do \
