@@ -30,6 +30,8 @@ const char *wshop_error_class(enum wshop_error e);
 struct wshop_ratelimit;
 struct wshop_ratelimit *wshop_ratelimit_new(double per_second);
 void wshop_ratelimit_free(struct wshop_ratelimit *rl);
+/* Wait for the next request slot (rl may be NULL: no wait); false when *stop was raised. */
+bool wshop_ratelimit_wait(struct wshop_ratelimit *rl, atomic_bool *stop);
 
 struct wshop_opts {
 	const char *api_url;        /* shop root or API root; base_path appended unless present */
@@ -45,6 +47,8 @@ struct wshop_opts {
 struct wshop_stats {
 	int64_t requests;           /* HTTP requests sent, authentication and retries included */
 	int64_t bytes;              /* body bytes received (after decompression) */
+	int64_t wire_bytes;         /* body bytes as sent on the wire (gzip-compressed when served so) */
+	int64_t connects;           /* connections opened; keep-alive makes this far below requests */
 };
 
 struct wshop;
