@@ -69,7 +69,12 @@ $(BUILD)/gen/migrations.o: $(BUILD)/gen/migrations.c
 $(BUILD)/libkleep.a: $(LIB_OBJ)
 	rm -f $@ && ar rcs $@ $^
 
-$(BUILD)/%: daemon/%.c $(BUILD)/libkleep.a $(wildcard daemon/*.h)
+KLEEPD_SRC := daemon/kleepd.c daemon/runtime.c daemon/control.c
+
+$(BUILD)/kleepd: $(KLEEPD_SRC) daemon/kleepd.h $(BUILD)/libkleep.a
+	$(CC) $(ALL_CFLAGS) -Idaemon -o $@ $(KLEEPD_SRC) $(BUILD)/libkleep.a $(LDLIBS)
+
+$(BUILD)/kleepctl: daemon/kleepctl.c $(BUILD)/libkleep.a
 	$(CC) $(ALL_CFLAGS) -Idaemon -o $@ $< $(BUILD)/libkleep.a $(LDLIBS)
 
 $(BUILD)/tests/%: tests/%.c $(BUILD)/libkleep.a | $(BUILD)/tests

@@ -1,13 +1,358 @@
-/* kleepctl.c - ask a running kleepd how every merchant's sync is doing. */
+/* kleepctl.c - ask a running kleepd how every merchant's sync is doing, and tell it what to do. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "ctl.h"
+
+#define DEFAULT_SOCKET "/run/kleep/" CTL_SOCKET_NAME
+#define TABLE_COLS_MAX 12
+#define CELL_MAX 96
+
+enum { EXIT_OK = 0, EXIT_DAEMON = 1, EXIT_USAGE = 2, EXIT_UNREACHABLE = 3 };
+
+static bool opt_json;
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: kleepctl [--socket PATH] [--json] COMMAND [ARGS]\n"
+		"\n"
+		"  status [MERCHANT]                 every stream: state, last success, rows, next run, error\n"
+		"  runs MERCHANT [-n N] [--stream S] run history, newest first\n"
+		"  sync MERCHANT [STREAM] [--full] [--wait]\n"
+		"                                    run now; --full re-reads one stream whole\n"
+		"  pause MERCHANT | resume MERCHANT  stop or restart scheduling a merchant\n"
+		"  files MERCHANT                    the SFTP ledger\n"
+		"  rejects MERCHANT [FILE]           CSV rows that were refused, with line and reason\n"
+		"  metrics                           OpenMetrics text\n"
+		"  reload                            re-read the configuration\n"
+		"  version                           kleepctl's and kleepd's versions\n"
+		"\n"
+		"The socket is --socket, else $KLEEP_SOCKET, else " DEFAULT_SOCKET ".\n"
+		"Exit status: 0 ok, 1 kleepd reported an error, 2 usage, 3 kleepd cannot be reached.\n");
+}
+
+/* ---- tables for people --------------------------------------------------- */
+
+struct table {
+	int n_cols;
+	const char *head[TABLE_COLS_MAX];
+	char (*cells)[TABLE_COLS_MAX][CELL_MAX];
+	size_t n_rows, cap;
+};
+
+static void table_row(struct table *t, ...)
+{
+	if (t->n_rows == t->cap) {
+		t->cap = t->cap ? t->cap * 2 : 16;
+		t->cells = realloc(t->cells, t->cap * sizeof(*t->cells));
+		if (!t->cells) {
+			perror("kleepctl");
+			exit(EXIT_DAEMON);
+		}
+	}
+	va_list ap;
+	va_start(ap, t);
+	for (int i = 0; i < t->n_cols; i++) {
+		const char *v = va_arg(ap, const char *);
+		snprintf(t->cells[t->n_rows][i], CELL_MAX, "%s", v && *v ? v : "-");
+	}
+	va_end(ap);
+	t->n_rows++;
+}
+
+/* Display width of UTF-8 text: count code points, not bytes. */
+static int width(const char *s)
+{
+	int w = 0;
+	for (; *s; s++)
+		w += ((unsigned char)*s & 0xC0) != 0x80;
+	return w;
+}
+
+static void table_print(struct table *t)
+{
+	int w[TABLE_COLS_MAX];
+	for (int i = 0; i < t->n_cols; i++) {
+		w[i] = width(t->head[i]);
+		for (size_t r = 0; r < t->n_rows; r++)
+			if (width(t->cells[r][i]) > w[i])
+				w[i] = width(t->cells[r][i]);
+	}
+	for (int i = 0; i < t->n_cols; i++)
+		printf("%s%-*s", i ? "  " : "", i == t->n_cols - 1 ? 0 : w[i], t->head[i]);
+	putchar('\n');
+	for (size_t r = 0; r < t->n_rows; r++) {
+		for (int i = 0; i < t->n_cols; i++) {
+			const char *c = t->cells[r][i];
+			int pad = i == t->n_cols - 1 ? 0 : w[i] - width(c);
+			printf("%s%s%*s", i ? "  " : "", c, pad, "");
+		}
+		putchar('\n');
+	}
+	free(t->cells);
+}
+
+/* "3m12s" style ages, short enough for a table. */
+static void human_age(json_t *v, char *buf, size_t size)
+{
+	if (!json_is_integer(v)) {
+		snprintf(buf, size, "-");
+		return;
+	}
+	long long s = json_integer_value(v);
+	if (s < 120)
+		snprintf(buf, size, "%llds", s);
+	else if (s < 7200)
+		snprintf(buf, size, "%lldm", s / 60);
+	else if (s < 172800)
+		snprintf(buf, size, "%lldh%02lldm", s / 3600, s / 60 % 60);
+	else
+		snprintf(buf, size, "%lldd", s / 86400);
+}
+
+static const char *jstr(json_t *o, const char *key)
+{
+	return json_string_value(json_object_get(o, key));
+}
+
+static void jint(json_t *o, const char *key, char *buf, size_t size)
+{
+	json_t *v = json_object_get(o, key);
+	if (json_is_integer(v))
+		snprintf(buf, size, "%lld", (long long)json_integer_value(v));
+	else
+		snprintf(buf, size, "-");
+}
+
+static void print_status(json_t *data)
+{
+	struct table t = { .n_cols = 9, .head = { "MERCHANT", "STREAM", "STATE", "LAST SUCCESS", "AGE",
+						   "ROWS", "PROGRESS", "NEXT", "ERROR" } };
+	size_t i, j;
+	json_t *m, *s;
+	printf("kleepd %s: %s\n\n", jstr(data, "version"), jstr(data, "summary"));
+	json_array_foreach(json_object_get(data, "merchants"), i, m) {
+		json_array_foreach(json_object_get(m, "streams"), j, s) {
+			char age[32], rows[32], next[48], prog[64] = "", err[CELL_MAX] = "";
+			human_age(json_object_get(s, "age_s"), age, sizeof(age));
+			jint(s, "rows_total", rows, sizeof(rows));
+			json_t *in = json_object_get(s, "next_in_s");
+			if (json_is_integer(in)) {
+				char a[32];
+				human_age(in, a, sizeof(a));
+				snprintf(next, sizeof(next), "in %s", a);
+			} else {
+				snprintf(next, sizeof(next), "-");
+			}
+			json_t *p = json_object_get(s, "progress");
+			if (p)
+				snprintf(prog, sizeof(prog), "%lld pages, %lld rows",
+					 (long long)json_integer_value(json_object_get(p, "pages")),
+					 (long long)json_integer_value(json_object_get(p, "rows")));
+			if (jstr(s, "error_class"))
+				snprintf(err, sizeof(err), "%s: %s", jstr(s, "error_class"),
+					 jstr(s, "last_error") ? jstr(s, "last_error") : "");
+			char state[40];
+			snprintf(state, sizeof(state), "%s", jstr(s, "state"));
+			table_row(&t, jstr(m, "merchant"), jstr(s, "stream"), state, jstr(s, "last_success"),
+				  age, rows, prog, next, err);
+		}
+	}
+	table_print(&t);
+}
+
+/* Any array of flat objects as a table, columns in the first row's order. */
+static void print_rows(json_t *rows)
+{
+	json_t *first = json_array_get(rows, 0);
+	if (!first) {
+		printf("(none)\n");
+		return;
+	}
+	struct table t = { 0 };
+	const char *key;
+	json_t *v;
+	json_object_foreach(first, key, v) {
+		if (t.n_cols < TABLE_COLS_MAX)
+			t.head[t.n_cols++] = key;
+	}
+	t.cap = json_array_size(rows);
+	t.cells = calloc(t.cap ? t.cap : 1, sizeof(*t.cells));
+	if (!t.cells)
+		exit(EXIT_DAEMON);
+	size_t i;
+	json_t *row;
+	json_array_foreach(rows, i, row) {
+		for (int c = 0; c < t.n_cols; c++) {
+			json_t *cell = json_object_get(row, t.head[c]);
+			char *txt = json_is_string(cell) ? strdup(json_string_value(cell))
+				    : json_is_null(cell) || !cell ? strdup("-")
+				    : json_dumps(cell, JSON_ENCODE_ANY);
+			snprintf(t.cells[i][c], CELL_MAX, "%s", txt ? txt : "-");
+			free(txt);
+		}
+		t.n_rows++;
+	}
+	for (int c = 0; c < t.n_cols; c++) {
+		static char upper[TABLE_COLS_MAX][32];
+		snprintf(upper[c], sizeof(upper[c]), "%s", t.head[c]);
+		for (char *p = upper[c]; *p; p++)
+			*p = (char)(*p == '_' ? ' ' : *p >= 'a' && *p <= 'z' ? *p - 32 : *p);
+		t.head[c] = upper[c];
+	}
+	table_print(&t);
+}
+
+/* ---- main ---------------------------------------------------------------- */
 
 int main(int argc, char **argv)
 {
-	if (argc == 2 && strcmp(argv[1], "--version") == 0) {
-		printf("kleepctl %s\n", KLEEP_VERSION);
-		return 0;
+	static const struct option opts[] = {
+		{ "socket", required_argument, NULL, 's' }, { "json", no_argument, NULL, 'j' },
+		{ "full", no_argument, NULL, 'F' },          { "wait", no_argument, NULL, 'w' },
+		{ "stream", required_argument, NULL, 'S' },  { "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },          { 0 },
+	};
+	const char *socket_path = getenv("KLEEP_SOCKET") ? getenv("KLEEP_SOCKET") : DEFAULT_SOCKET;
+	const char *stream_opt = NULL;
+	bool full = false, wait = false;
+	long n = 0;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "+s:jn:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 's': socket_path = optarg; break;
+		case 'j': opt_json = true; break;
+		case 'F': full = true; break;
+		case 'w': wait = true; break;
+		case 'S': stream_opt = optarg; break;
+		case 'n': n = strtol(optarg, NULL, 10); break;
+		case 'V': printf("kleepctl %s\n", KLEEP_VERSION); return EXIT_OK;
+		case 'h': usage(stdout); return EXIT_OK;
+		default: usage(stderr); return EXIT_USAGE;
+		}
 	}
-	fprintf(stderr, "usage: kleepctl --version\n");
-	return 2;
+	if (optind >= argc) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	const char *cmd = argv[optind++];
+	/* Options may also follow the command's arguments. */
+	const char *args[4] = { 0 };
+	int n_args = 0;
+	while (optind < argc) {
+		if ((c = getopt_long(argc, argv, "+s:jn:h", opts, NULL)) != -1) {
+			switch (c) {
+			case 's': socket_path = optarg; break;
+			case 'j': opt_json = true; break;
+			case 'F': full = true; break;
+			case 'w': wait = true; break;
+			case 'S': stream_opt = optarg; break;
+			case 'n': n = strtol(optarg, NULL, 10); break;
+			default: usage(stderr); return EXIT_USAGE;
+			}
+			continue;
+		}
+		if (optind < argc) {
+			if (n_args == 4) {
+				usage(stderr);
+				return EXIT_USAGE;
+			}
+			args[n_args++] = argv[optind++];
+		}
+	}
+
+	static const struct {
+		const char *name;
+		int min_args, max_args;
+	} known[] = {
+		{ "status", 0, 1 }, { "runs", 1, 1 },    { "sync", 1, 2 },    { "pause", 1, 1 },
+		{ "resume", 1, 1 }, { "files", 1, 1 },   { "rejects", 1, 2 }, { "metrics", 0, 0 },
+		{ "reload", 0, 0 }, { "version", 0, 0 },
+	};
+	int k = -1;
+	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+		if (strcmp(known[i].name, cmd) == 0)
+			k = (int)i;
+	if (k < 0 || n_args < known[k].min_args || n_args > known[k].max_args) {
+		fprintf(stderr, k < 0 ? "kleepctl: unknown command '%s'\n" : "kleepctl: wrong arguments for '%s'\n", cmd);
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+
+	json_t *rq = json_pack("{s:i,s:s}", "v", CTL_VERSION, "cmd", cmd);
+	if (n_args >= 1)
+		json_object_set_new(rq, "merchant", json_string(args[0]));
+	if (n_args >= 2)
+		json_object_set_new(rq, strcmp(cmd, "rejects") == 0 ? "file" : "stream", json_string(args[1]));
+	if (stream_opt)
+		json_object_set_new(rq, "stream", json_string(stream_opt));
+	if (full)
+		json_object_set_new(rq, "full", json_true());
+	if (wait)
+		json_object_set_new(rq, "wait", json_true());
+	if (n > 0)
+		json_object_set_new(rq, "n", json_integer(n));
+
+	int fd = ctl_connect(socket_path);
+	if (fd < 0) {
+		json_decref(rq);
+		fprintf(stderr, "kleepctl: cannot reach kleepd at %s: %s\n"
+				"kleepctl: is kleepd running (systemctl status kleepd)? Another socket: "
+				"--socket PATH or KLEEP_SOCKET\n", socket_path, strerror(-fd));
+		return EXIT_UNREACHABLE;
+	}
+	json_t *reply;
+	int r = ctl_call(fd, rq, &reply, wait ? -1 : 30000);
+	close(fd);
+	if (r < 0) {
+		fprintf(stderr, "kleepctl: no answer from kleepd at %s: %s\n", socket_path, strerror(-r));
+		return EXIT_UNREACHABLE;
+	}
+	json_t *data = json_object_get(reply, "data");
+	int rc = EXIT_OK;
+	if (!json_is_true(json_object_get(reply, "ok"))) {
+		json_t *e = json_object_get(reply, "error");
+		if (opt_json) {
+			json_dumpf(reply, stdout, JSON_INDENT(2));
+			putchar('\n');
+		} else {
+			fprintf(stderr, "kleepctl: %s: %s\n", jstr(e, "code") ? jstr(e, "code") : "error",
+				jstr(e, "message") ? jstr(e, "message") : "");
+		}
+		rc = EXIT_DAEMON;
+	} else if (opt_json) {
+		json_dumpf(data, stdout, JSON_INDENT(2));
+		putchar('\n');
+	} else if (strcmp(cmd, "status") == 0) {
+		print_status(data);
+	} else if (strcmp(cmd, "metrics") == 0) {
+		fputs(jstr(data, "text"), stdout);
+	} else if (strcmp(cmd, "version") == 0) {
+		printf("kleepctl %s\nkleepd %s (protocol %lld, schema %lld)\n", KLEEP_VERSION,
+		       jstr(data, "version"), (long long)json_integer_value(json_object_get(data, "protocol")),
+		       (long long)json_integer_value(json_object_get(data, "schema")));
+	} else if (json_is_array(data)) {
+		print_rows(data);
+	} else if (strcmp(cmd, "sync") == 0 && jstr(data, "outcome")) {
+		printf("%s/%s: %s, %lld pages, %lld rows, %lld changed\n", jstr(data, "merchant"),
+		       jstr(data, "stream"), jstr(data, "outcome"),
+		       (long long)json_integer_value(json_object_get(data, "pages")),
+		       (long long)json_integer_value(json_object_get(data, "rows")),
+		       (long long)json_integer_value(json_object_get(data, "changed")));
+	} else {
+		char *s = json_dumps(data, JSON_COMPACT);
+		printf("ok %s\n", s ? s : "");
+		free(s);
+	}
+	json_decref(reply);
+	return rc;
 }

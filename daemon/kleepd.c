@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "kleepd.h"
 #include "log.h"
 #include "merchant.h"
 #include "store.h"
@@ -166,6 +167,5 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	fprintf(stderr, "kleepd: the service is not built yet\n");
-	return 1;
+	return runtime_main(config_path, foreground);
 }

@@ -1,0 +1,732 @@
+/* runtime.c - the service: sd-event loop, merchants and their timers, jobs on the pool,
+ * reload, graceful stop, sd_notify (DESIGN.md §2). */
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <systemd/sd-daemon.h>
+
+#include "ctl.h"
+#include "kleepd.h"
+#include "log.h"
+
+#define FIRST_RUN_SPREAD_USEC (5 * 1000000ull)   /* first runs spread over 5 s */
+#define JITTER_PERCENT 10                          /* each interval +/- 10% */
+#define RETRY_FIRST_USEC (30 * 1000000ull)         /* after a failure: 30 s, doubling */
+#define TIMER_ACCURACY_USEC (250 * 1000ull)
+
+/* Log context of a merchant-level line. */
+#define MCTX(ms) (&(struct log_ctx){ .merchant = (ms)->id })
+
+static uint64_t now_usec(void)
+{
+	return tstamp_mono_usec();
+}
+
+/* A random number in [0, n), good enough for spreading timers. */
+static uint64_t jitter(uint64_t n)
+{
+	static _Thread_local unsigned int seed;
+	if (!seed)
+		seed = (unsigned int)(now_usec() ^ (uintptr_t)&seed);
+	if (n == 0)
+		return 0;
+	uint64_t r = ((uint64_t)rand_r(&seed) << 31) ^ (uint64_t)rand_r(&seed);
+	return r % n;
+}
+
+static struct cfg *cfg_ref(struct cfg *c)
+{
+	c->refs++;
+	return c;
+}
+
+static void cfg_unref(struct cfg *c)
+{
+	if (c && --c->refs == 0) {
+		config_free(c->c);
+		free(c);
+	}
+}
+
+static void notify_status(struct daemon *d)
+{
+	int syncing = 0, failing = 0, merchants = 0;
+	for (size_t i = 0; i < d->n_ms; i++) {
+		struct mstate *ms = d->ms[i];
+		if (ms->removed)
+			continue;
+		merchants++;
+		if (ms->job && atomic_load(&ms->job->started))
+			syncing++;
+		for (int s = 0; s < STREAM_COUNT; s++)
+			if (ms->s[s].enabled && ms->s[s].error_class[0]) {
+				failing++;
+				break;
+			}
+	}
+	char line[256];
+	snprintf(line, sizeof(line), "%d merchant%s, %d syncing, %d failing, %d queued", merchants,
+		 merchants == 1 ? "" : "s", syncing, failing, pool_queued(d->pool));
+	if (strcmp(line, d->status_line) != 0) {
+		snprintf(d->status_line, sizeof(d->status_line), "%s", line);
+		sd_notifyf(0, "STATUS=%s", line);
+	}
+}
+
+/* ---- jobs ---------------------------------------------------------------- */
+
+/* On a worker thread: open the mirror, run, read back the stream's state. */
+static void job_work(struct pool_job *pj)
+{
+	struct job *job = (struct job *)pj;
+	struct merchant *mr;
+	char err[sizeof(job->res.message)];
+
+	atomic_store(&job->started, true);
+	job->started_usec = now_usec();
+	if (atomic_load(job->stop)) {
+		job->rc = -EAGAIN;
+		job->res.outcome = "interrupted";
+		goto out;
+	}
+	job->rc = merchant_open(job->cfg->c, job->conf, &mr, err, sizeof(err));
+	if (job->rc < 0) {
+		job->res.outcome = "failed";
+		job->res.error_class = "config";
+		snprintf(job->res.message, sizeof(job->res.message), "%s", err);
+		struct log_ctx lc = { job->conf->id, stream_name(job->s), 0 };
+		log_err(&lc, "%s", err);
+		goto out;
+	}
+	job->rc = merchant_run(mr, job->s, job->full, job->stop, &job->progress, &job->res);
+	job->have_state = store_state_get(mr->st, stream_name(job->s), &job->state) == 0;
+	merchant_close(mr);
+out:
+	job->finished_usec = now_usec();
+}
+
+static void stream_schedule(struct daemon *d, struct mstate *ms, enum stream s, uint64_t at);
+
+static void job_free(struct job *job)
+{
+	store_state_clear(&job->state);
+	cfg_unref(job->cfg);
+	free(job);
+}
+
+static void stream_take_state(struct stream_rt *rt, const struct store_state *st)
+{
+	snprintf(rt->last_success, sizeof(rt->last_success), "%s", st->last_success ? st->last_success : "");
+	snprintf(rt->last_attempt, sizeof(rt->last_attempt), "%s", st->last_attempt ? st->last_attempt : "");
+	snprintf(rt->cursor, sizeof(rt->cursor), "%s", st->cursor_time ? st->cursor_time : "");
+	snprintf(rt->error_class, sizeof(rt->error_class), "%s", st->error_class ? st->error_class : "");
+	free(rt->last_error);
+	rt->last_error = st->last_error ? strdup(st->last_error) : NULL;
+	free(rt->endpoint);
+	rt->endpoint = st->endpoint ? strdup(st->endpoint) : NULL;
+	rt->unauthorized = st->unauthorized;
+	rt->rows_total = st->rows_total;
+}
+
+static void mstate_free(struct mstate *ms)
+{
+	for (int s = 0; s < STREAM_COUNT; s++) {
+		sd_event_source_disable_unref(ms->s[s].timer);
+		free(ms->s[s].last_error);
+		free(ms->s[s].endpoint);
+	}
+	free(ms);
+}
+
+static void dispatch(struct daemon *d, struct mstate *ms);
+
+/* Back on the loop: record the outcome, schedule the next run, start the merchant's next job. */
+static void job_done(struct daemon *d, struct job *job)
+{
+	struct mstate *ms = job->ms;
+	struct stream_rt *rt = &ms->s[job->s];
+
+	if (job->have_state)
+		stream_take_state(rt, &job->state);
+	else if (job->res.error_class) /* the mirror could not even be opened */
+		snprintf(rt->error_class, sizeof(rt->error_class), "%s", job->res.error_class);
+	rt->runs++;
+	rt->last_run_id = job->res.run_id;
+	rt->last_duration_s = (double)(job->finished_usec - job->started_usec) / 1e6;
+	bool ok = job->rc == 0, stopped = job->rc == -EAGAIN;
+	if (!ok && !stopped)
+		rt->errors++;
+	rt->failures = ok ? 0 : stopped ? rt->failures : rt->failures + 1;
+	control_job_done(d->ctl, job);
+	ms->job = NULL;
+
+	if (ms->removed) {
+		job_free(job);
+		/* Its timers are gone and nothing refers to it but the list. */
+		for (size_t i = 0; i < d->n_ms; i++)
+			if (d->ms[i] == ms) {
+				d->ms[i] = d->ms[--d->n_ms];
+				break;
+			}
+		mstate_free(ms);
+		return;
+	}
+	if (!d->stopping && rt->enabled) {
+		/* A failure retries sooner than the interval, backing off; an
+		 * unauthorized endpoint waits a whole interval: only the
+		 * merchant can fix it. */
+		uint64_t wait = rt->interval_usec;
+		if (!ok && !stopped && !rt->unauthorized) {
+			uint64_t b = RETRY_FIRST_USEC << (rt->failures > 10 ? 10 : rt->failures - 1);
+			if (b < wait)
+				wait = b;
+		}
+		uint64_t spread = wait * JITTER_PERCENT / 100;
+		stream_schedule(d, ms, job->s, now_usec() + wait - spread + jitter(2 * spread + 1));
+	}
+	job_free(job);
+	dispatch(d, ms);
+}
+
+static int on_pool(sd_event_source *src, int fd, uint32_t revents, void *userdata)
+{
+	struct daemon *d = userdata;
+	(void)src, (void)fd, (void)revents;
+	struct pool_job *list = pool_done(d->pool);
+	while (list) {
+		struct pool_job *next = list->next;
+		job_done(d, (struct job *)list);
+		list = next;
+	}
+	notify_status(d);
+	if (d->stopping && pool_running(d->pool) == 0 && pool_queued(d->pool) == 0)
+		sd_event_exit(d->e, 0);
+	return 0;
+}
+
+/* Start the merchant's next due stream, reference data first, then the SFTP scan. */
+static void dispatch(struct daemon *d, struct mstate *ms)
+{
+	if (ms->job || ms->paused || ms->removed || d->stopping)
+		return;
+	for (int k = 0; k <= STREAM_API_COUNT; k++) {
+		enum stream s = k < STREAM_API_COUNT ? sync_order[k] : STREAM_SFTP;
+		struct stream_rt *rt = &ms->s[s];
+		if (!rt->enabled || !rt->due)
+			continue;
+		struct job *job = calloc(1, sizeof(*job));
+		if (!job) {
+			log_err(NULL, "out of memory starting a job");
+			return;
+		}
+		job->pj.work = job_work;
+		job->ms = ms;
+		job->cfg = cfg_ref(d->cfg);
+		job->conf = ms->conf;
+		job->s = s;
+		job->full = rt->full;
+		job->stop = &d->stop;
+		job->queued_usec = now_usec();
+		rt->due = rt->full = false;
+		ms->job = job;
+		pool_submit(d->pool, &job->pj);
+		notify_status(d);
+		return;
+	}
+}
+
+static int on_timer(sd_event_source *src, uint64_t usec, void *userdata)
+{
+	struct mstate *ms = userdata;
+	(void)usec;
+	for (int s = 0; s < STREAM_COUNT; s++)
+		if (ms->s[s].timer == src) {
+			ms->s[s].due = true;
+			ms->s[s].next_usec = 0;
+		}
+	dispatch(ms->d, ms);
+	return 0;
+}
+
+static void stream_schedule(struct daemon *d, struct mstate *ms, enum stream s, uint64_t at)
+{
+	struct stream_rt *rt = &ms->s[s];
+	rt->next_usec = at;
+	if (rt->timer) {
+		sd_event_source_set_time(rt->timer, at);
+		sd_event_source_set_enabled(rt->timer, SD_EVENT_ONESHOT);
+		return;
+	}
+	if (sd_event_add_time(d->e, &rt->timer, CLOCK_MONOTONIC, at, TIMER_ACCURACY_USEC, on_timer,
+			      ms) < 0) {
+		struct log_ctx lc = { ms->id, stream_name(s), 0 };
+		log_err(&lc, "cannot arm the timer");
+	}
+}
+
+/* ---- merchants ----------------------------------------------------------- */
+
+static uint64_t stream_interval(const struct merchant_conf *m, enum stream s)
+{
+	return s == STREAM_SFTP ? m->sftp.poll_usec : m->wshop.poll_usec[s];
+}
+
+static bool stream_enabled(const struct merchant_conf *m, enum stream s)
+{
+	return s == STREAM_SFTP ? m->has_sftp : m->has_wshop;
+}
+
+/*
+ * What the mirror already says of each stream, so status is right from the
+ * start and a restart does not re-run what ran a minute ago.  Only when the
+ * database file exists: a new merchant's file is made by its first job.
+ */
+static void mstate_load(struct daemon *d, struct mstate *ms)
+{
+	char path[4096], err[512];
+	struct store *st;
+	struct stat sb;
+	snprintf(path, sizeof(path), "%s/%s.db", d->cfg->c->daemon.state_dir, ms->id);
+	if (stat(path, &sb) < 0 || store_open(path, &st, err, sizeof(err)) < 0)
+		return;
+	for (int s = 0; s < STREAM_COUNT; s++) {
+		struct store_state state;
+		if (store_state_get(st, stream_name(s), &state) == 0)
+			stream_take_state(&ms->s[s], &state);
+		store_state_clear(&state);
+	}
+	store_run_reap(st, "");
+	store_close(st);
+}
+
+/* Timers of one merchant from its settings: first runs spread, later ones from the last success. */
+static void mstate_arm(struct daemon *d, struct mstate *ms, bool settings_changed)
+{
+	time_t wall = time(NULL);
+	uint64_t now = now_usec();
+	for (int s = 0; s < STREAM_COUNT; s++) {
+		struct stream_rt *rt = &ms->s[s];
+		bool was = rt->enabled;
+		uint64_t old_interval = rt->interval_usec;
+		rt->enabled = stream_enabled(ms->conf, s);
+		rt->interval_usec = rt->enabled ? stream_interval(ms->conf, s) : 0;
+		if (!rt->enabled) {
+			if (rt->timer)
+				sd_event_source_set_enabled(rt->timer, SD_EVENT_OFF);
+			rt->due = false;
+			rt->next_usec = 0;
+			continue;
+		}
+		if (was && !settings_changed)
+			continue;
+		if (was && old_interval == rt->interval_usec && (rt->next_usec || rt->due))
+			continue;
+		uint64_t at = now + jitter(FIRST_RUN_SPREAD_USEC);
+		time_t last;
+		if (rt->last_success[0] && tstamp_parse(rt->last_success, &last) == 0) {
+			uint64_t age = wall > last ? (uint64_t)(wall - last) * 1000000u : 0;
+			if (age < rt->interval_usec)
+				at = now + (rt->interval_usec - age) + jitter(rt->interval_usec / 10 + 1);
+		}
+		stream_schedule(d, ms, s, at);
+	}
+}
+
+static struct mstate *mstate_new(struct daemon *d, const struct merchant_conf *m)
+{
+	struct mstate *ms = calloc(1, sizeof(*ms));
+	if (!ms)
+		return NULL;
+	ms->d = d;
+	ms->conf = m;
+	snprintf(ms->id, sizeof(ms->id), "%s", m->id);
+	mstate_load(d, ms);
+	return ms;
+}
+
+struct mstate *runtime_merchant(struct daemon *d, const char *id)
+{
+	for (size_t i = 0; i < d->n_ms; i++)
+		if (!d->ms[i]->removed && strcmp(d->ms[i]->id, id) == 0)
+			return d->ms[i];
+	return NULL;
+}
+
+/* Bring the merchant list in line with d->cfg: add, update, remove. */
+static int merchants_apply(struct daemon *d)
+{
+	const struct config *c = d->cfg->c;
+	size_t cap = d->n_ms + c->n_merchants;
+	struct mstate **list = realloc(d->ms, (cap ? cap : 1) * sizeof(*list));
+	if (!list)
+		return -ENOMEM;
+	d->ms = list;
+
+	for (size_t i = 0; i < d->n_ms; i++) {
+		struct mstate *ms = d->ms[i];
+		if (ms->removed)
+			continue;
+		const struct merchant_conf *m = config_merchant(c, ms->id);
+		if (m) {
+			ms->conf = m;
+			mstate_arm(d, ms, true);
+			continue;
+		}
+		/* Removed: no more timers; freed now, or when its job ends. */
+		log_notice(MCTX(ms), "merchant removed from the configuration");
+		ms->removed = true;
+		for (int s = 0; s < STREAM_COUNT; s++) {
+			ms->s[s].timer = sd_event_source_disable_unref(ms->s[s].timer);
+			ms->s[s].due = false;
+		}
+		if (!ms->job) {
+			d->ms[i--] = d->ms[--d->n_ms];
+			mstate_free(ms);
+		}
+	}
+	for (size_t i = 0; i < c->n_merchants; i++) {
+		if (runtime_merchant(d, c->merchants[i].id))
+			continue;
+		struct mstate *ms = mstate_new(d, &c->merchants[i]);
+		if (!ms)
+			return -ENOMEM;
+		d->ms[d->n_ms++] = ms;
+		mstate_arm(d, ms, true);
+		log_info(MCTX(ms), "merchant added");
+	}
+	return 0;
+}
+
+int runtime_sync_now(struct daemon *d, struct mstate *ms, int s, bool full)
+{
+	int n = 0;
+	for (int k = 0; k < STREAM_COUNT; k++) {
+		if ((s >= 0 && k != s) || !ms->s[k].enabled)
+			continue;
+		ms->s[k].due = true;
+		ms->s[k].full = ms->s[k].full || full;
+		n++;
+	}
+	if (n)
+		dispatch(d, ms);
+	return n;
+}
+
+void runtime_pause(struct daemon *d, struct mstate *ms, bool paused)
+{
+	ms->paused = paused;
+	log_notice(MCTX(ms), paused ? "paused" : "resumed");
+	if (!paused)
+		dispatch(d, ms);
+	notify_status(d);
+}
+
+int runtime_reload(struct daemon *d, char *err, size_t errlen)
+{
+	struct config *c;
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *errs = open_memstream(&buf, &len);
+	if (!errs)
+		return -ENOMEM;
+
+	sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%" PRIu64, now_usec());
+	int r = config_load(d->config_path, &c, errs);
+	fclose(errs);
+	if (r < 0) {
+		/* Keep the old configuration; say every FILE:LINE problem. */
+		char *save = NULL;
+		for (char *line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+			log_err(NULL, "reload refused: %s", line);
+		snprintf(err, errlen, "the new configuration has errors; the old one stays: %s",
+			 buf && *buf ? buf : "");
+		size_t n = strlen(err);
+		if (n && err[n - 1] == '\n')
+			err[n - 1] = 0;
+		free(buf);
+		sd_notify(0, "READY=1");
+		return -EINVAL;
+	}
+	free(buf);
+	struct cfg *nc = calloc(1, sizeof(*nc));
+	if (!nc) {
+		config_free(c);
+		sd_notify(0, "READY=1");
+		return -ENOMEM;
+	}
+	nc->c = c;
+	nc->refs = 1;
+	struct cfg *old = d->cfg;
+	d->cfg = nc;
+	log_set_level(c->daemon.log_level);
+	r = merchants_apply(d);
+	cfg_unref(old);
+	log_notice(NULL, "configuration reloaded: %zu merchants", c->n_merchants);
+	notify_status(d);
+	sd_notify(0, "READY=1");
+	return r;
+}
+
+/* ---- status and metrics -------------------------------------------------- */
+
+const char *runtime_stream_state(const struct mstate *ms, enum stream s)
+{
+	const struct stream_rt *rt = &ms->s[s];
+	if (!rt->enabled)
+		return "disabled";
+	if (ms->job && ms->job->s == s)
+		return atomic_load(&ms->job->started) ? "running" : "queued";
+	if (ms->paused)
+		return "paused";
+	if (rt->unauthorized)
+		return "unauthorized";
+	if (rt->error_class[0])
+		return "failing";
+	return "idle";
+}
+
+static json_t *str_or_null(const char *s)
+{
+	return s && *s ? json_string(s) : json_null();
+}
+
+static json_t *stream_status(struct daemon *d, struct mstate *ms, enum stream s)
+{
+	struct stream_rt *rt = &ms->s[s];
+	time_t wall = time(NULL), t;
+	uint64_t now = now_usec();
+	json_t *o = json_pack("{s:s,s:s,s:o,s:o,s:o,s:I,s:o,s:o,s:o}",
+			      "stream", stream_name(s), "state", runtime_stream_state(ms, s),
+			      "last_success", str_or_null(rt->last_success),
+			      "last_attempt", str_or_null(rt->last_attempt),
+			      "cursor", str_or_null(rt->cursor), "rows_total", (json_int_t)rt->rows_total,
+			      "error_class", str_or_null(rt->error_class),
+			      "last_error", str_or_null(rt->last_error),
+			      "endpoint", str_or_null(rt->endpoint));
+	if (!o)
+		return NULL;
+	json_object_set_new(o, "interval_s", json_integer((json_int_t)(rt->interval_usec / 1000000u)));
+	if (rt->last_success[0] && tstamp_parse(rt->last_success, &t) == 0)
+		json_object_set_new(o, "age_s", json_integer(wall > t ? (json_int_t)(wall - t) : 0));
+	else
+		json_object_set_new(o, "age_s", json_null());
+	if (rt->next_usec && !ms->paused) {
+		int64_t in = (int64_t)(rt->next_usec > now ? rt->next_usec - now : 0) / 1000000;
+		tstamp_t next;
+		tstamp_format(wall + (time_t)in, next);
+		json_object_set_new(o, "next_run", json_string(next));
+		json_object_set_new(o, "next_in_s", json_integer(in));
+	} else {
+		json_object_set_new(o, "next_run", json_null());
+		json_object_set_new(o, "next_in_s", json_null());
+	}
+	if (ms->job && ms->job->s == s && atomic_load(&ms->job->started))
+		json_object_set_new(o, "progress",
+				    json_pack("{s:I,s:I}", "pages",
+					      (json_int_t)atomic_load(&ms->job->progress.pages), "rows",
+					      (json_int_t)atomic_load(&ms->job->progress.rows)));
+	(void)d;
+	return o;
+}
+
+static json_t *merchant_status(struct daemon *d, struct mstate *ms)
+{
+	json_t *streams = json_array();
+	for (int k = 0; k <= STREAM_API_COUNT; k++) {
+		enum stream s = k < STREAM_API_COUNT ? sync_order[k] : STREAM_SFTP;
+		if (ms->s[s].enabled)
+			json_array_append_new(streams, stream_status(d, ms, s));
+	}
+	return json_pack("{s:s,s:s,s:b,s:o}", "merchant", ms->id, "environment",
+			 ms->conf->environment == ENV_PREPROD ? "preprod" : "production", "paused",
+			 ms->paused, "streams", streams);
+}
+
+json_t *runtime_status(struct daemon *d, struct mstate *ms)
+{
+	json_t *list = json_array();
+	for (size_t i = 0; i < d->n_ms; i++)
+		if (!d->ms[i]->removed && (!ms || d->ms[i] == ms))
+			json_array_append_new(list, merchant_status(d, d->ms[i]));
+	return json_pack("{s:s,s:s,s:I,s:i,s:i,s:o}", "version", KLEEP_VERSION, "summary",
+			 d->status_line, "uptime_s", (json_int_t)((now_usec() - d->started_usec) / 1000000u),
+			 "jobs_running", pool_running(d->pool), "queue", pool_queued(d->pool),
+			 "merchants", list);
+}
+
+char *runtime_metrics(struct daemon *d)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	if (!f)
+		return NULL;
+	size_t live = 0;
+	for (size_t i = 0; i < d->n_ms; i++)
+		live += !d->ms[i]->removed;
+	fprintf(f, "# TYPE kleep_merchants gauge\n# HELP kleep_merchants Merchants configured.\n"
+		   "kleep_merchants %zu\n", live);
+	fprintf(f, "# TYPE kleep_jobs_running gauge\n# HELP kleep_jobs_running Jobs running now.\n"
+		   "kleep_jobs_running %d\n", pool_running(d->pool));
+	fprintf(f, "# TYPE kleep_queue_length gauge\n# HELP kleep_queue_length Jobs waiting for a worker.\n"
+		   "kleep_queue_length %d\n", pool_queued(d->pool));
+	static const struct {
+		const char *name, *type, *help;
+	} fam[] = {
+		{ "kleep_last_success_timestamp_seconds", "gauge", "When the stream last synced whole." },
+		{ "kleep_rows", "gauge", "Records mirrored for the stream." },
+		{ "kleep_runs", "counter", "Runs since kleepd started." },
+		{ "kleep_errors", "counter", "Failed runs since kleepd started." },
+		{ "kleep_last_run_duration_seconds", "gauge", "Duration of the last run." },
+		{ "kleep_unauthorized", "gauge", "1 when the API user may not call the stream's endpoint." },
+	};
+	for (size_t k = 0; k < sizeof(fam) / sizeof(fam[0]); k++) {
+		fprintf(f, "# TYPE %s %s\n# HELP %s %s\n", fam[k].name, fam[k].type, fam[k].name, fam[k].help);
+		for (size_t i = 0; i < d->n_ms; i++) {
+			struct mstate *ms = d->ms[i];
+			if (ms->removed)
+				continue;
+			for (int s = 0; s < STREAM_COUNT; s++) {
+				struct stream_rt *rt = &ms->s[s];
+				time_t t;
+				if (!rt->enabled)
+					continue;
+				fprintf(f, "%s%s{merchant=\"%s\",stream=\"%s\"} ", fam[k].name,
+					strcmp(fam[k].type, "counter") == 0 ? "_total" : "", ms->id,
+					stream_name(s));
+				switch (k) {
+				case 0:
+					fprintf(f, "%lld\n", rt->last_success[0] && tstamp_parse(rt->last_success, &t) == 0
+							     ? (long long)t : 0LL);
+					break;
+				case 1: fprintf(f, "%" PRId64 "\n", rt->rows_total); break;
+				case 2: fprintf(f, "%" PRId64 "\n", rt->runs); break;
+				case 3: fprintf(f, "%" PRId64 "\n", rt->errors); break;
+				case 4: fprintf(f, "%.3f\n", rt->last_duration_s); break;
+				default: fprintf(f, "%d\n", rt->unauthorized); break;
+				}
+			}
+		}
+	}
+	fprintf(f, "# EOF\n");
+	fclose(f);
+	return buf;
+}
+
+/* ---- signals and main ---------------------------------------------------- */
+
+static void begin_stop(struct daemon *d)
+{
+	if (d->stopping)
+		return;
+	d->stopping = true;
+	atomic_store(&d->stop, true);
+	sd_notify(0, "STOPPING=1");
+	log_notice(NULL, "stopping: %d job%s to finish", pool_running(d->pool),
+		   pool_running(d->pool) == 1 ? "" : "s");
+	/* Queued jobs never start. */
+	struct pool_job *list = pool_drain(d->pool);
+	while (list) {
+		struct pool_job *next = list->next;
+		struct job *job = (struct job *)list;
+		job->rc = -EAGAIN;
+		job->res.outcome = "interrupted";
+		job->started_usec = job->finished_usec = now_usec();
+		job_done(d, job);
+		list = next;
+	}
+	if (pool_running(d->pool) == 0)
+		sd_event_exit(d->e, 0);
+}
+
+static int on_signal(sd_event_source *src, const struct signalfd_siginfo *si, void *userdata)
+{
+	struct daemon *d = userdata;
+	(void)src;
+	if (si->ssi_signo == SIGHUP) {
+		char err[4096];
+		runtime_reload(d, err, sizeof(err));
+	} else {
+		begin_stop(d);
+	}
+	return 0;
+}
+
+int runtime_main(const char *config_path, bool foreground)
+{
+	struct daemon d = { .config_path = config_path };
+	struct config *c;
+	char err[1024];
+	int r = 1;
+
+	(void)foreground;
+	if (config_load(config_path, &c, stderr) < 0)
+		return 1;
+	d.cfg = calloc(1, sizeof(*d.cfg));
+	if (!d.cfg) {
+		config_free(c);
+		return 1;
+	}
+	d.cfg->c = c;
+	d.cfg->refs = 1;
+	log_set_level(c->daemon.log_level);
+	d.started_usec = now_usec();
+
+	sigset_t mask;
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	sigprocmask(SIG_BLOCK, &mask, NULL); /* before the pool: workers inherit the mask */
+	signal(SIGPIPE, SIG_IGN);
+
+	int efd;
+	if (sd_event_default(&d.e) < 0 || !(d.pool = pool_new(c->daemon.workers, &efd))) {
+		log_err(NULL, "cannot start the event loop or the workers");
+		goto out;
+	}
+	if (sd_event_add_io(d.e, &d.pool_src, efd, EPOLLIN, on_pool, &d) < 0 ||
+	    sd_event_add_signal(d.e, NULL, SIGTERM, on_signal, &d) < 0 ||
+	    sd_event_add_signal(d.e, NULL, SIGINT, on_signal, &d) < 0 ||
+	    sd_event_add_signal(d.e, NULL, SIGHUP, on_signal, &d) < 0) {
+		log_err(NULL, "cannot watch signals");
+		goto out;
+	}
+	sd_event_set_watchdog(d.e, true);
+	if (mkdir(c->daemon.state_dir, 0750) < 0 && errno != EEXIST) {
+		log_err(NULL, "%s: cannot create the state folder: %s", c->daemon.state_dir, strerror(errno));
+		goto out;
+	}
+	if (merchants_apply(&d) < 0)
+		goto out;
+	char sock[4096];
+	snprintf(sock, sizeof(sock), "%s/%s", c->daemon.runtime_dir, CTL_SOCKET_NAME);
+	d.ctl = control_new(&d, sock, err, sizeof(err));
+	if (!d.ctl) {
+		log_err(NULL, "%s", err);
+		goto out;
+	}
+	notify_status(&d);
+	sd_notify(0, "READY=1");
+	log_notice(NULL, "kleepd %s started: %zu merchants, %d workers, control socket %s", KLEEP_VERSION,
+		   c->n_merchants, c->daemon.workers, sock);
+	r = sd_event_loop(d.e) < 0 ? 1 : 0;
+	log_notice(NULL, "stopped");
+out:
+	control_free(d.ctl);
+	/* The loop only ends with no job running and none queued (begin_stop). */
+	pool_free(d.pool);
+	for (size_t i = 0; i < d.n_ms; i++)
+		mstate_free(d.ms[i]);
+	free(d.ms);
+	sd_event_source_unref(d.pool_src);
+	sd_event_unref(d.e);
+	cfg_unref(d.cfg);
+	return r;
+}
