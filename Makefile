@@ -96,7 +96,7 @@ check-asan:
 		SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" test
 
 run: deps all
-	@PY=$(PY) BUILD=$(BUILD) sh tests/demo/run.sh
+	@BUILD=$(BUILD) $(PY) tests/demo/run.py
 
 bench: all
 	@BUILD=$(BUILD) PY=$(PY) sh tests/bench/run.sh

@@ -310,6 +310,9 @@ static void mstate_arm(struct daemon *d, struct mstate *ms, bool settings_change
 {
 	time_t wall = time(NULL);
 	uint64_t now = now_usec();
+	/* One offset per merchant for first runs: merchants spread out, while
+	 * one merchant's streams come due together and run reference data first. */
+	uint64_t first = now + jitter(FIRST_RUN_SPREAD_USEC);
 	for (int s = 0; s < STREAM_COUNT; s++) {
 		struct stream_rt *rt = &ms->s[s];
 		bool was = rt->enabled;
@@ -327,7 +330,7 @@ static void mstate_arm(struct daemon *d, struct mstate *ms, bool settings_change
 			continue;
 		if (was && old_interval == rt->interval_usec && (rt->next_usec || rt->due))
 			continue;
-		uint64_t at = now + jitter(FIRST_RUN_SPREAD_USEC);
+		uint64_t at = first;
 		time_t last;
 		if (rt->last_success[0] && tstamp_parse(rt->last_success, &last) == 0) {
 			uint64_t age = wall > last ? (uint64_t)(wall - last) * 1000000u : 0;
