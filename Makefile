@@ -14,6 +14,8 @@ DESTDIR     ?=
 
 BUILD ?= build
 PY    := /usr/bin/python3
+V     ?=
+Q     := $(if $(V),,@)
 
 # Debian packages the build, the tests and the demo need (`make deps` installs the missing ones).
 DEB_PACKAGES := build-essential pkg-config python3 sqlite3 tzdata \
@@ -58,27 +60,33 @@ deps:
 	apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing
 
 $(BUILD)/lib/%.o: lib/%.c $(wildcard lib/*.h) | $(BUILD)/lib $(BUILD)/gen/migrations.h
-	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+	@echo "  CC      $<"
+	$(Q)$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 $(BUILD)/gen/migrations.c $(BUILD)/gen/migrations.h &: $(SQL) sql/embed.sh | $(BUILD)/gen
-	sh sql/embed.sh $(BUILD)/gen/migrations $(SQL)
+	@echo "  EMBED   $(SQL)"
+	$(Q)sh sql/embed.sh $(BUILD)/gen/migrations $(SQL)
 
 $(BUILD)/gen/migrations.o: $(BUILD)/gen/migrations.c
-	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+	$(Q)$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 $(BUILD)/libkleep.a: $(LIB_OBJ)
-	rm -f $@ && ar rcs $@ $^
+	@echo "  AR      $@"
+	$(Q)rm -f $@ && ar rcs $@ $^
 
 KLEEPD_SRC := daemon/kleepd.c daemon/runtime.c daemon/control.c
 
 $(BUILD)/kleepd: $(KLEEPD_SRC) daemon/kleepd.h $(BUILD)/libkleep.a
-	$(CC) $(ALL_CFLAGS) -Idaemon -o $@ $(KLEEPD_SRC) $(BUILD)/libkleep.a $(LDLIBS)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(ALL_CFLAGS) -Idaemon -o $@ $(KLEEPD_SRC) $(BUILD)/libkleep.a $(LDLIBS)
 
 $(BUILD)/kleepctl: daemon/kleepctl.c $(BUILD)/libkleep.a
-	$(CC) $(ALL_CFLAGS) -Idaemon -o $@ $< $(BUILD)/libkleep.a $(LDLIBS)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(ALL_CFLAGS) -Idaemon -o $@ $< $(BUILD)/libkleep.a $(LDLIBS)
 
-$(BUILD)/tests/%: tests/%.c $(BUILD)/libkleep.a | $(BUILD)/tests
-	$(CC) $(ALL_CFLAGS) -Itests -o $@ $< $(BUILD)/libkleep.a $(LDLIBS) $(TEST_LDLIBS)
+$(BUILD)/tests/%: tests/%.c $(BUILD)/libkleep.a tests/unit.h | $(BUILD)/tests
+	@echo "  LD      $@"
+	$(Q)$(CC) $(ALL_CFLAGS) -Itests -o $@ $< $(BUILD)/libkleep.a $(LDLIBS) $(TEST_LDLIBS)
 
 $(BUILD)/lib $(BUILD)/gen $(BUILD)/tests:
 	mkdir -p $@

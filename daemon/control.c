@@ -32,7 +32,8 @@ struct client {
 	bool discarding;          /* skipping the rest of an oversized request */
 	char *out;
 	size_t out_len, out_off;
-	bool waiting;             /* a job will answer (sync --wait) */
+	bool waiting;             /* a job will answer (sync --wait, check) */
+	struct waiter *waiter;    /* that job's note of us, cleared if we go first */
 	bool closing;             /* close once out is flushed */
 	struct client *prev, *next;
 };
@@ -50,8 +51,8 @@ struct control {
 static void client_free(struct client *cl)
 {
 	struct control *c = cl->ctl;
-	if (cl->waiting)
-		control_client_gone(c->d, cl);
+	if (cl->waiter)
+		cl->waiter->client = NULL;
 	if (cl->prev)
 		cl->prev->next = cl->next;
 	else
@@ -194,6 +195,7 @@ static void cmd_sync(struct client *cl, const struct ctl_request *rq)
 			return;
 		}
 		w->client = cl;
+		cl->waiter = w;
 		cl->waiting = true;
 		client_update_events(cl);
 		/* The job may not exist yet (another stream of the merchant runs):
@@ -205,6 +207,7 @@ static void cmd_sync(struct client *cl, const struct ctl_request *rq)
 			ms->job->waiters = w;
 		} else {
 			free(w);
+			cl->waiter = NULL;
 			cl->waiting = false;
 			client_update_events(cl);
 			client_send(cl, ctl_reply_error("busy", "merchant '%s' is running another job; "
@@ -335,6 +338,23 @@ static void cmd_query(struct client *cl, const struct ctl_request *rq)
 		client_send(cl, ctl_reply_ok(rows));
 }
 
+static void cmd_check(struct client *cl, const struct ctl_request *rq)
+{
+	struct mstate *ms = need_merchant(cl, rq);
+	if (!ms)
+		return;
+	struct waiter *w = calloc(1, sizeof(*w));
+	if (!w || runtime_check(cl->ctl->d, ms, w) < 0) {
+		free(w);
+		client_send(cl, ctl_reply_error("internal", "out of memory"));
+		return;
+	}
+	w->client = cl;
+	cl->waiter = w;
+	cl->waiting = true;
+	client_update_events(cl);
+}
+
 static const struct command {
 	const char *name;
 	void (*run)(struct client *cl, const struct ctl_request *rq);
@@ -342,7 +362,7 @@ static const struct command {
 	{ "status", cmd_status },   { "version", cmd_version }, { "sync", cmd_sync },
 	{ "pause", cmd_pause },     { "resume", cmd_pause },    { "reload", cmd_reload },
 	{ "metrics", cmd_metrics }, { "runs", cmd_query },      { "files", cmd_query },
-	{ "rejects", cmd_query },
+	{ "rejects", cmd_query },   { "check", cmd_check },
 };
 
 /* One request line; false when the client is gone. */
@@ -599,7 +619,15 @@ void control_job_done(struct control *c, struct job *job)
 	while (w) {
 		struct waiter *next = w->next;
 		struct client *cl = w->client;
-		if (cl) {
+		if (cl)
+			cl->waiter = NULL;
+		if (cl && job->kind == JOB_CHECK) {
+			cl->waiting = false;
+			if (job->report)
+				client_send(cl, ctl_reply_ok(json_incref(job->report)));
+			else
+				client_send(cl, ctl_reply_error("check_failed", "%s", job->res.message));
+		} else if (cl) {
 			cl->waiting = false;
 			json_t *data = json_pack("{s:s,s:s,s:s,s:o,s:I,s:I,s:I,s:I,s:s}", "merchant", job->ms->id,
 						 "stream", stream_name(job->s), "outcome",
@@ -621,15 +649,5 @@ void control_job_done(struct control *c, struct job *job)
 		}
 		free(w);
 		w = next;
-	}
-}
-
-void control_client_gone(struct daemon *d, struct client *cl)
-{
-	for (size_t i = 0; i < d->n_ms; i++) {
-		struct job *job = d->ms[i]->job;
-		for (struct waiter *w = job ? job->waiters : NULL; w; w = w->next)
-			if (w->client == cl)
-				w->client = NULL;
 	}
 }

@@ -13,7 +13,7 @@
 
 #define DEFAULT_SOCKET "/run/kleep/" CTL_SOCKET_NAME
 #define TABLE_COLS_MAX 12
-#define CELL_MAX 96
+#define CELL_MAX 200
 
 enum { EXIT_OK = 0, EXIT_DAEMON = 1, EXIT_USAGE = 2, EXIT_UNREACHABLE = 3 };
 
@@ -29,6 +29,7 @@ static void usage(FILE *f)
 		"  sync MERCHANT [STREAM] [--full] [--wait]\n"
 		"                                    run now; --full re-reads one stream whole\n"
 		"  pause MERCHANT | resume MERCHANT  stop or restart scheduling a merchant\n"
+		"  check MERCHANT                    onboarding: credentials, endpoints, SFTP, data readiness\n"
 		"  files MERCHANT                    the SFTP ledger\n"
 		"  rejects MERCHANT [FILE]           CSV rows that were refused, with line and reason\n"
 		"  metrics                           OpenMetrics text\n"
@@ -211,6 +212,68 @@ static void print_rows(json_t *rows)
 	table_print(&t);
 }
 
+/* The onboarding screen: what works, what does not, what to do.  EXIT_OK when it can go live. */
+static int print_check(json_t *data)
+{
+	json_t *cred = json_object_get(data, "credentials"), *sftp = json_object_get(data, "sftp");
+	size_t i;
+	json_t *v;
+
+	printf("Onboarding check of %s\n\n", jstr(data, "merchant"));
+	printf("WSHOP credentials: %s", jstr(cred, "status"));
+	if (jstr(cred, "message") && *jstr(cred, "message"))
+		printf(" (%s)", jstr(cred, "message"));
+	printf("\n\n");
+	if (json_array_size(json_object_get(data, "endpoints"))) {
+		struct table t = { .n_cols = 4, .head = { "ENDPOINT", "STREAM", "STATUS", "DETAIL" } };
+		json_array_foreach(json_object_get(data, "endpoints"), i, v) {
+			/* The message names the HTTP status and WSHOP's own words. */
+			const char *detail = strcmp(jstr(v, "status"), "authorized") == 0 ? "" : jstr(v, "message");
+			table_row(&t, jstr(v, "endpoint"), jstr(v, "stream"), jstr(v, "status"), detail);
+		}
+		table_print(&t);
+		putchar('\n');
+	}
+	json_t *needs = json_object_get(data, "needs_sftp");
+	if (json_array_size(needs)) {
+		printf("Streams the API cannot give (they need SFTP):");
+		json_array_foreach(needs, i, v)
+			printf(" %s", json_string_value(v));
+		printf("\n\n");
+	}
+	printf("SFTP: %s", jstr(sftp, "status"));
+	if (jstr(sftp, "message") && *jstr(sftp, "message"))
+		printf(" (%s)", jstr(sftp, "message"));
+	putchar('\n');
+	const char *key;
+	json_object_foreach(json_object_get(sftp, "folders"), key, v)
+		printf("  %s/%s: %s\n", jstr(sftp, "root"), key, json_is_true(v) ? "present" : "missing");
+	putchar('\n');
+	json_t *warn = json_object_get(data, "readiness");
+	if (json_array_size(warn)) {
+		printf("Data readiness (warnings):\n");
+		json_array_foreach(warn, i, v) {
+			printf("  - %s: %lld (", jstr(v, "message"),
+			       (long long)json_integer_value(json_object_get(v, "count")));
+			size_t j;
+			json_t *e;
+			json_array_foreach(json_object_get(v, "examples"), j, e)
+				printf("%s%s", j ? ", " : "e.g. ", json_string_value(e));
+			printf(")\n");
+		}
+		putchar('\n');
+	}
+	json_t *blocking = json_object_get(data, "blocking");
+	if (!json_array_size(blocking)) {
+		printf("Ready to go live.\n");
+		return EXIT_OK;
+	}
+	printf("Not ready to go live:\n");
+	json_array_foreach(blocking, i, v)
+		printf("  - %s: %s\n", jstr(v, "item"), jstr(v, "what_to_do"));
+	return EXIT_DAEMON;
+}
+
 /* ---- main ---------------------------------------------------------------- */
 
 int main(int argc, char **argv)
@@ -276,7 +339,7 @@ int main(int argc, char **argv)
 	} known[] = {
 		{ "status", 0, 1 }, { "runs", 1, 1 },    { "sync", 1, 2 },    { "pause", 1, 1 },
 		{ "resume", 1, 1 }, { "files", 1, 1 },   { "rejects", 1, 2 }, { "metrics", 0, 0 },
-		{ "reload", 0, 0 }, { "version", 0, 0 },
+		{ "reload", 0, 0 }, { "version", 0, 0 }, { "check", 1, 1 },
 	};
 	int k = -1;
 	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
@@ -311,7 +374,8 @@ int main(int argc, char **argv)
 		return EXIT_UNREACHABLE;
 	}
 	json_t *reply;
-	int r = ctl_call(fd, rq, &reply, wait ? -1 : 30000);
+	/* A check probes the shop and the SFTP server: give it minutes, not seconds. */
+	int r = ctl_call(fd, rq, &reply, wait ? -1 : strcmp(cmd, "check") == 0 ? 600000 : 30000);
 	close(fd);
 	if (r < 0) {
 		fprintf(stderr, "kleepctl: no answer from kleepd at %s: %s\n", socket_path, strerror(-r));
@@ -332,6 +396,10 @@ int main(int argc, char **argv)
 	} else if (opt_json) {
 		json_dumpf(data, stdout, JSON_INDENT(2));
 		putchar('\n');
+		if (strcmp(cmd, "check") == 0 && !json_is_true(json_object_get(data, "go_live")))
+			rc = EXIT_DAEMON;
+	} else if (strcmp(cmd, "check") == 0) {
+		rc = print_check(data);
 	} else if (strcmp(cmd, "status") == 0) {
 		print_status(data);
 	} else if (strcmp(cmd, "metrics") == 0) {

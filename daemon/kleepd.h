@@ -63,7 +63,8 @@ struct waiter {
 
 struct job {
 	struct pool_job pj;               /* first: the pool hands this back */
-	struct mstate *ms;
+	enum { JOB_SYNC, JOB_CHECK } kind;
+	struct mstate *ms;                /* NULL for a check: it may outlive the merchant */
 	struct cfg *cfg;                  /* a reference, so reload cannot free conf under us */
 	const struct merchant_conf *conf;
 	enum stream s;
@@ -77,6 +78,7 @@ struct job {
 	struct store_state state;         /* the stream's sync_state after the run */
 	bool have_state;
 	struct waiter *waiters;
+	json_t *report;                   /* a check's report */
 };
 
 struct control;
@@ -102,6 +104,8 @@ struct mstate *runtime_merchant(struct daemon *d, const char *id);
 /* Queue stream s (or every enabled stream when s < 0) of ms now; full resets the cursor first. */
 int runtime_sync_now(struct daemon *d, struct mstate *ms, int s, bool full);
 void runtime_pause(struct daemon *d, struct mstate *ms, bool paused);
+/* Run the onboarding check of ms on the pool; waiter is answered with its report. */
+int runtime_check(struct daemon *d, struct mstate *ms, struct waiter *waiter);
 int runtime_reload(struct daemon *d, char *err, size_t errlen);
 /* status of one merchant, or of all when ms is NULL */
 json_t *runtime_status(struct daemon *d, struct mstate *ms);
@@ -114,7 +118,5 @@ struct control *control_new(struct daemon *d, const char *path, char *err, size_
 void control_free(struct control *c);
 /* A job ended: answer the clients that waited for it. */
 void control_job_done(struct control *c, struct job *job);
-/* Forget a client a job still refers to. */
-void control_client_gone(struct daemon *d, struct client *cl);
 
 #endif

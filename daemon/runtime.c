@@ -11,6 +11,7 @@
 
 #include <systemd/sd-daemon.h>
 
+#include "check.h"
 #include "ctl.h"
 #include "kleepd.h"
 #include "log.h"
@@ -115,6 +116,7 @@ static void stream_schedule(struct daemon *d, struct mstate *ms, enum stream s, 
 
 static void job_free(struct job *job)
 {
+	json_decref(job->report);
 	store_state_clear(&job->state);
 	cfg_unref(job->cfg);
 	free(job);
@@ -149,6 +151,11 @@ static void dispatch(struct daemon *d, struct mstate *ms);
 /* Back on the loop: record the outcome, schedule the next run, start the merchant's next job. */
 static void job_done(struct daemon *d, struct job *job)
 {
+	if (job->kind == JOB_CHECK) {
+		control_job_done(d->ctl, job);
+		job_free(job);
+		return;
+	}
 	struct mstate *ms = job->ms;
 	struct stream_rt *rt = &ms->s[job->s];
 
@@ -268,6 +275,37 @@ static void stream_schedule(struct daemon *d, struct mstate *ms, enum stream s, 
 		struct log_ctx lc = { ms->id, stream_name(s), 0 };
 		log_err(&lc, "cannot arm the timer");
 	}
+}
+
+/* On a worker thread: the onboarding check, beside any sync of the same merchant. */
+static void check_work(struct pool_job *pj)
+{
+	struct job *job = (struct job *)pj;
+	atomic_store(&job->started, true);
+	job->started_usec = now_usec();
+	job->rc = check_run(job->cfg->c, job->conf, job->stop, &job->report);
+	if (job->rc < 0) {
+		job->res.outcome = "failed";
+		snprintf(job->res.message, sizeof(job->res.message), "cannot open the mirror: %s",
+			 strerror(-job->rc));
+	}
+	job->finished_usec = now_usec();
+}
+
+int runtime_check(struct daemon *d, struct mstate *ms, struct waiter *waiter)
+{
+	struct job *job = calloc(1, sizeof(*job));
+	if (!job)
+		return -ENOMEM;
+	job->pj.work = check_work;
+	job->kind = JOB_CHECK;
+	job->cfg = cfg_ref(d->cfg);
+	job->conf = ms->conf;
+	job->stop = &d->stop;
+	job->waiters = waiter;
+	job->queued_usec = now_usec();
+	pool_submit(d->pool, &job->pj);
+	return 0;
 }
 
 /* ---- merchants ----------------------------------------------------------- */
