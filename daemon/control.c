@@ -355,6 +355,28 @@ static void cmd_check(struct client *cl, const struct ctl_request *rq)
 	client_update_events(cl);
 }
 
+static void cmd_reproject(struct client *cl, const struct ctl_request *rq)
+{
+	struct mstate *ms = need_merchant(cl, rq);
+	if (!ms)
+		return;
+	if (!ms->conf->has_wshop) {
+		client_send(cl, ctl_reply_error("usage", "merchant '%s' has no [wshop]: nothing to reproject",
+						ms->id));
+		return;
+	}
+	struct waiter *w = calloc(1, sizeof(*w));
+	if (!w) {
+		client_send(cl, ctl_reply_error("internal", "out of memory"));
+		return;
+	}
+	w->client = cl;
+	cl->waiter = w;
+	cl->waiting = true;
+	client_update_events(cl);
+	runtime_reproject(cl->ctl->d, ms, w);
+}
+
 static const struct command {
 	const char *name;
 	void (*run)(struct client *cl, const struct ctl_request *rq);
@@ -362,7 +384,7 @@ static const struct command {
 	{ "status", cmd_status },   { "version", cmd_version }, { "sync", cmd_sync },
 	{ "pause", cmd_pause },     { "resume", cmd_pause },    { "reload", cmd_reload },
 	{ "metrics", cmd_metrics }, { "runs", cmd_query },      { "files", cmd_query },
-	{ "rejects", cmd_query },   { "check", cmd_check },
+	{ "rejects", cmd_query },   { "check", cmd_check },     { "reproject", cmd_reproject },
 };
 
 /* One request line; false when the client is gone. */
@@ -627,6 +649,15 @@ void control_job_done(struct control *c, struct job *job)
 				client_send(cl, ctl_reply_ok(json_incref(job->report)));
 			else
 				client_send(cl, ctl_reply_error("check_failed", "%s", job->res.message));
+		} else if (cl && job->kind == JOB_REPROJECT) {
+			cl->waiting = false;
+			if (job->rc == 0)
+				client_send(cl, ctl_reply_ok(json_pack("{s:s,s:I,s:s}", "merchant", job->ms->id,
+								       "records", (json_int_t)job->res.rows_in,
+								       "message", job->res.message)));
+			else
+				client_send(cl, ctl_reply_error("reproject_failed", "%s: %s", job->ms->id,
+								job->res.message));
 		} else if (cl) {
 			cl->waiting = false;
 			json_t *data = json_pack("{s:s,s:s,s:s,s:o,s:I,s:I,s:I,s:I,s:s}", "merchant", job->ms->id,
@@ -650,4 +681,13 @@ void control_job_done(struct control *c, struct job *job)
 		free(w);
 		w = next;
 	}
+}
+
+void control_waiter_drop(struct waiter *w)
+{
+	struct client *cl = w->client;
+	w->client = NULL;
+	cl->waiter = NULL;
+	cl->waiting = false;
+	client_send(cl, ctl_reply_error("gone", "the merchant was removed before the job ran"));
 }

@@ -8,8 +8,10 @@
 #include <unistd.h>
 
 #include <jansson.h>
+#include <sqlite3.h>
 
 #include "ctl.h"
+#include "export.h"
 
 #define DEFAULT_SOCKET "/run/kleep/" CTL_SOCKET_NAME
 #define TABLE_COLS_MAX 12
@@ -30,6 +32,10 @@ static void usage(FILE *f)
 		"                                    run now; --full re-reads one stream whole\n"
 		"  pause MERCHANT | resume MERCHANT  stop or restart scheduling a merchant\n"
 		"  check MERCHANT                    onboarding: credentials, endpoints, SFTP, data readiness\n"
+		"  reproject MERCHANT                rebuild the canonical tables from the raw records\n"
+		"  export MERCHANT KIND [--since T]  products|orders|returns|return_reasons as CSV on stdout\n"
+		"  dimensions-template MERCHANT [--measurements LIST] [--unit U]\n"
+		"                                    CSV to fill in and drop in SFTP misc/\n"
 		"  files MERCHANT                    the SFTP ledger\n"
 		"  rejects MERCHANT [FILE]           CSV rows that were refused, with line and reason\n"
 		"  metrics                           OpenMetrics text\n"
@@ -274,6 +280,41 @@ static int print_check(json_t *data)
 	return EXIT_DAEMON;
 }
 
+/* export and dimensions-template: stream CSV from the mirror, read-only, in constant memory. */
+static int export_local(const char *cmd, json_t *merchant, const char *kind, const char *since,
+			const char *measurements, const char *unit)
+{
+	const char *path = jstr(merchant, "db");
+	char err[1024] = "";
+	sqlite3 *db = NULL;
+	long rows;
+
+	if (!path) {
+		fprintf(stderr, "kleepctl: kleepd did not say where the mirror is\n");
+		return EXIT_DAEMON;
+	}
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+		fprintf(stderr, "kleepctl: %s: %s\n", path, sqlite3_errmsg(db));
+		sqlite3_close(db);
+		return EXIT_DAEMON;
+	}
+	sqlite3_busy_timeout(db, 10000);
+	/* One read transaction: a consistent snapshot while kleepd keeps writing. */
+	sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
+	if (strcmp(cmd, "export") == 0)
+		rows = export_csv(db, kind, since, stdout, err, sizeof(err));
+	else
+		rows = export_dimensions_template(db, measurements, unit, stdout, err, sizeof(err));
+	sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+	sqlite3_close(db);
+	if (fflush(stdout) != 0 || rows < 0) {
+		fprintf(stderr, "kleepctl: %s: %s\n", cmd, err[0] ? err : "cannot write the output");
+		return rows == -EINVAL ? EXIT_USAGE : EXIT_DAEMON;
+	}
+	fprintf(stderr, "kleepctl: %ld rows\n", rows);
+	return EXIT_OK;
+}
+
 /* ---- main ---------------------------------------------------------------- */
 
 int main(int argc, char **argv)
@@ -282,10 +323,12 @@ int main(int argc, char **argv)
 		{ "socket", required_argument, NULL, 's' }, { "json", no_argument, NULL, 'j' },
 		{ "full", no_argument, NULL, 'F' },          { "wait", no_argument, NULL, 'w' },
 		{ "stream", required_argument, NULL, 'S' },  { "version", no_argument, NULL, 'V' },
+		{ "since", required_argument, NULL, 'T' },   { "measurements", required_argument, NULL, 'M' },
+		{ "unit", required_argument, NULL, 'U' },
 		{ "help", no_argument, NULL, 'h' },          { 0 },
 	};
 	const char *socket_path = getenv("KLEEP_SOCKET") ? getenv("KLEEP_SOCKET") : DEFAULT_SOCKET;
-	const char *stream_opt = NULL;
+	const char *stream_opt = NULL, *since = NULL, *measurements = NULL, *unit = NULL;
 	bool full = false, wait = false;
 	long n = 0;
 	int c;
@@ -297,6 +340,9 @@ int main(int argc, char **argv)
 		case 'F': full = true; break;
 		case 'w': wait = true; break;
 		case 'S': stream_opt = optarg; break;
+		case 'T': since = optarg; break;
+		case 'M': measurements = optarg; break;
+		case 'U': unit = optarg; break;
 		case 'n': n = strtol(optarg, NULL, 10); break;
 		case 'V': printf("kleepctl %s\n", KLEEP_VERSION); return EXIT_OK;
 		case 'h': usage(stdout); return EXIT_OK;
@@ -319,6 +365,9 @@ int main(int argc, char **argv)
 			case 'F': full = true; break;
 			case 'w': wait = true; break;
 			case 'S': stream_opt = optarg; break;
+			case 'T': since = optarg; break;
+			case 'M': measurements = optarg; break;
+			case 'U': unit = optarg; break;
 			case 'n': n = strtol(optarg, NULL, 10); break;
 			default: usage(stderr); return EXIT_USAGE;
 			}
@@ -340,6 +389,7 @@ int main(int argc, char **argv)
 		{ "status", 0, 1 }, { "runs", 1, 1 },    { "sync", 1, 2 },    { "pause", 1, 1 },
 		{ "resume", 1, 1 }, { "files", 1, 1 },   { "rejects", 1, 2 }, { "metrics", 0, 0 },
 		{ "reload", 0, 0 }, { "version", 0, 0 }, { "check", 1, 1 },
+		{ "reproject", 1, 1 }, { "export", 2, 2 }, { "dimensions-template", 1, 1 },
 	};
 	int k = -1;
 	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
@@ -351,10 +401,12 @@ int main(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 
-	json_t *rq = json_pack("{s:i,s:s}", "v", CTL_VERSION, "cmd", cmd);
+	/* export and dimensions-template read the mirror here: the daemon only says where it is. */
+	bool local = strcmp(cmd, "export") == 0 || strcmp(cmd, "dimensions-template") == 0;
+	json_t *rq = json_pack("{s:i,s:s}", "v", CTL_VERSION, "cmd", local ? "status" : cmd);
 	if (n_args >= 1)
 		json_object_set_new(rq, "merchant", json_string(args[0]));
-	if (n_args >= 2)
+	if (n_args >= 2 && !local)
 		json_object_set_new(rq, strcmp(cmd, "rejects") == 0 ? "file" : "stream", json_string(args[1]));
 	if (stream_opt)
 		json_object_set_new(rq, "stream", json_string(stream_opt));
@@ -374,8 +426,10 @@ int main(int argc, char **argv)
 		return EXIT_UNREACHABLE;
 	}
 	json_t *reply;
-	/* A check probes the shop and the SFTP server: give it minutes, not seconds. */
-	int r = ctl_call(fd, rq, &reply, wait ? -1 : strcmp(cmd, "check") == 0 ? 600000 : 30000);
+	/* A check probes the shop and the SFTP server, a reproject rewrites the mirror:
+	 * give them minutes, not seconds. */
+	bool slow = strcmp(cmd, "check") == 0 || strcmp(cmd, "reproject") == 0;
+	int r = ctl_call(fd, rq, &reply, wait ? -1 : slow ? 3600000 : 30000);
 	close(fd);
 	if (r < 0) {
 		fprintf(stderr, "kleepctl: no answer from kleepd at %s: %s\n", socket_path, strerror(-r));
@@ -393,6 +447,9 @@ int main(int argc, char **argv)
 				jstr(e, "message") ? jstr(e, "message") : "");
 		}
 		rc = EXIT_DAEMON;
+	} else if (local) {
+		rc = export_local(cmd, json_array_get(json_object_get(data, "merchants"), 0), args[1], since,
+				  measurements, unit);
 	} else if (opt_json) {
 		json_dumpf(data, stdout, JSON_INDENT(2));
 		putchar('\n');

@@ -53,6 +53,7 @@ struct mstate {
 	struct stream_rt s[STREAM_COUNT];
 	struct job *job;                  /* queued or running; at most one per merchant */
 	bool paused, removed;
+	struct waiter *reproject;         /* a reproject asked for: runs as the next job */
 };
 
 /* A control client waiting for a job's end (kleepctl sync --wait). */
@@ -63,7 +64,7 @@ struct waiter {
 
 struct job {
 	struct pool_job pj;               /* first: the pool hands this back */
-	enum { JOB_SYNC, JOB_CHECK } kind;
+	enum { JOB_SYNC, JOB_CHECK, JOB_REPROJECT } kind;
 	struct mstate *ms;                /* NULL for a check: it may outlive the merchant */
 	struct cfg *cfg;                  /* a reference, so reload cannot free conf under us */
 	const struct merchant_conf *conf;
@@ -104,6 +105,8 @@ struct mstate *runtime_merchant(struct daemon *d, const char *id);
 /* Queue stream s (or every enabled stream when s < 0) of ms now; full resets the cursor first. */
 int runtime_sync_now(struct daemon *d, struct mstate *ms, int s, bool full);
 void runtime_pause(struct daemon *d, struct mstate *ms, bool paused);
+/* Rebuild ms's canonical tables from its raw layer as its next job; waiter gets the outcome. */
+void runtime_reproject(struct daemon *d, struct mstate *ms, struct waiter *waiter);
 /* Run the onboarding check of ms on the pool; waiter is answered with its report. */
 int runtime_check(struct daemon *d, struct mstate *ms, struct waiter *waiter);
 int runtime_reload(struct daemon *d, char *err, size_t errlen);
@@ -116,6 +119,8 @@ const char *runtime_stream_state(const struct mstate *ms, enum stream s);
 /* control.c */
 struct control *control_new(struct daemon *d, const char *path, char *err, size_t errlen);
 void control_free(struct control *c);
+/* Answer a waiter whose job will never run, and forget it. */
+void control_waiter_drop(struct waiter *w);
 /* A job ended: answer the clients that waited for it. */
 void control_job_done(struct control *c, struct job *job);
 

@@ -15,6 +15,7 @@
 #include "ctl.h"
 #include "kleepd.h"
 #include "log.h"
+#include "reproject.h"
 
 #define FIRST_RUN_SPREAD_USEC (5 * 1000000ull)   /* first runs spread over 5 s */
 #define JITTER_PERCENT 10                          /* each interval +/- 10% */
@@ -105,6 +106,20 @@ static void job_work(struct pool_job *pj)
 		log_err(&lc, "%s", err);
 		goto out;
 	}
+	if (job->kind == JOB_REPROJECT) {
+		job->rc = -EINVAL;
+		snprintf(job->res.message, sizeof(job->res.message), "merchant %s has no [wshop]: nothing "
+			 "of the API to reproject", job->conf->id);
+		if (mr->profile)
+			job->rc = reproject_run(mr->st, mr->profile, job->conf, &job->res.rows_in,
+						job->res.message, sizeof(job->res.message));
+		job->res.outcome = job->rc == 0 ? "success" : "failed";
+		if (job->rc == 0)
+			snprintf(job->res.message, sizeof(job->res.message), "%lld records reprojected",
+				 (long long)job->res.rows_in);
+		merchant_close(mr);
+		goto out;
+	}
 	job->rc = merchant_run(mr, job->s, job->full, job->stop, &job->progress, &job->res);
 	job->have_state = store_state_get(mr->st, stream_name(job->s), &job->state) == 0;
 	merchant_close(mr);
@@ -138,6 +153,14 @@ static void stream_take_state(struct stream_rt *rt, const struct store_state *st
 
 static void mstate_free(struct mstate *ms)
 {
+	/* Operators still waiting for a reproject get an answer from control_free or a closed socket. */
+	while (ms->reproject) {
+		struct waiter *w = ms->reproject;
+		ms->reproject = w->next;
+		if (w->client)
+			control_waiter_drop(w);
+		free(w);
+	}
 	for (int s = 0; s < STREAM_COUNT; s++) {
 		sd_event_source_disable_unref(ms->s[s].timer);
 		free(ms->s[s].last_error);
@@ -157,6 +180,24 @@ static void job_done(struct daemon *d, struct job *job)
 		return;
 	}
 	struct mstate *ms = job->ms;
+	if (job->kind == JOB_REPROJECT) {
+		struct log_ctx lc = { ms->id, NULL, 0 };
+		log_msg(job->rc == 0 ? LOG_NOTICE : LOG_ERR, &lc, NULL, "reproject: %s", job->res.message);
+		control_job_done(d->ctl, job);
+		ms->job = NULL;
+		job_free(job);
+		if (ms->removed) {
+			for (size_t i = 0; i < d->n_ms; i++)
+				if (d->ms[i] == ms) {
+					d->ms[i] = d->ms[--d->n_ms];
+					break;
+				}
+			mstate_free(ms);
+			return;
+		}
+		dispatch(d, ms);
+		return;
+	}
 	struct stream_rt *rt = &ms->s[job->s];
 
 	if (job->have_state)
@@ -218,28 +259,50 @@ static int on_pool(sd_event_source *src, int fd, uint32_t revents, void *userdat
 }
 
 /* Start the merchant's next due stream, reference data first, then the SFTP scan. */
+static struct job *job_new(struct daemon *d, struct mstate *ms, int kind)
+{
+	struct job *job = calloc(1, sizeof(*job));
+	if (!job) {
+		log_err(NULL, "out of memory starting a job");
+		return NULL;
+	}
+	job->pj.work = job_work;
+	job->kind = kind;
+	job->ms = ms;
+	job->cfg = cfg_ref(d->cfg);
+	job->conf = ms->conf;
+	job->stop = &d->stop;
+	job->queued_usec = now_usec();
+	return job;
+}
+
 static void dispatch(struct daemon *d, struct mstate *ms)
 {
-	if (ms->job || ms->paused || ms->removed || d->stopping)
+	if (ms->job || ms->removed || d->stopping)
+		return;
+	if (ms->reproject) {
+		/* Asked for by an operator: before the syncs, even when paused. */
+		struct job *job = job_new(d, ms, JOB_REPROJECT);
+		if (!job)
+			return;
+		job->waiters = ms->reproject;
+		ms->reproject = NULL;
+		ms->job = job;
+		pool_submit(d->pool, &job->pj);
+		return;
+	}
+	if (ms->paused)
 		return;
 	for (int k = 0; k <= STREAM_API_COUNT; k++) {
 		enum stream s = k < STREAM_API_COUNT ? sync_order[k] : STREAM_SFTP;
 		struct stream_rt *rt = &ms->s[s];
 		if (!rt->enabled || !rt->due)
 			continue;
-		struct job *job = calloc(1, sizeof(*job));
-		if (!job) {
-			log_err(NULL, "out of memory starting a job");
+		struct job *job = job_new(d, ms, JOB_SYNC);
+		if (!job)
 			return;
-		}
-		job->pj.work = job_work;
-		job->ms = ms;
-		job->cfg = cfg_ref(d->cfg);
-		job->conf = ms->conf;
 		job->s = s;
 		job->full = rt->full;
-		job->stop = &d->stop;
-		job->queued_usec = now_usec();
 		rt->due = rt->full = false;
 		ms->job = job;
 		pool_submit(d->pool, &job->pj);
@@ -290,6 +353,13 @@ static void check_work(struct pool_job *pj)
 			 strerror(-job->rc));
 	}
 	job->finished_usec = now_usec();
+}
+
+void runtime_reproject(struct daemon *d, struct mstate *ms, struct waiter *waiter)
+{
+	waiter->next = ms->reproject;
+	ms->reproject = waiter;
+	dispatch(d, ms);
 }
 
 int runtime_check(struct daemon *d, struct mstate *ms, struct waiter *waiter)
@@ -584,9 +654,11 @@ static json_t *merchant_status(struct daemon *d, struct mstate *ms)
 		if (ms->s[s].enabled)
 			json_array_append_new(streams, stream_status(d, ms, s));
 	}
-	return json_pack("{s:s,s:s,s:b,s:o}", "merchant", ms->id, "environment",
+	char db[4200];
+	snprintf(db, sizeof(db), "%s/%s.db", d->cfg->c->daemon.state_dir, ms->id);
+	return json_pack("{s:s,s:s,s:b,s:s,s:o}", "merchant", ms->id, "environment",
 			 ms->conf->environment == ENV_PREPROD ? "preprod" : "production", "paused",
-			 ms->paused, "streams", streams);
+			 ms->paused, "db", db, "streams", streams);
 }
 
 json_t *runtime_status(struct daemon *d, struct mstate *ms)
