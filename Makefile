@@ -36,7 +36,8 @@ LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lcsv -lpthread -lm
 TEST_LDLIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
 
 LIB_SRC  := $(sort $(wildcard lib/*.c))
-LIB_OBJ  := $(LIB_SRC:lib/%.c=$(BUILD)/lib/%.o) $(BUILD)/gen/migrations.o
+LIB_OBJ  := $(LIB_SRC:lib/%.c=$(BUILD)/lib/%.o) $(BUILD)/gen/migrations.o $(BUILD)/gen/profiles.o
+PROFILES := $(sort $(wildcard lib/profiles/*.json))
 SQL      := $(sort $(wildcard sql/[0-9][0-9][0-9]_*.sql))
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
 TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
@@ -66,6 +67,13 @@ $(BUILD)/lib/%.o: lib/%.c $(wildcard lib/*.h) | $(BUILD)/lib $(BUILD)/gen/migrat
 $(BUILD)/gen/migrations.c $(BUILD)/gen/migrations.h &: $(SQL) sql/embed.sh | $(BUILD)/gen
 	@echo "  EMBED   $(SQL)"
 	$(Q)sh sql/embed.sh $(BUILD)/gen/migrations $(SQL)
+
+$(BUILD)/gen/profiles.c: $(PROFILES) lib/profiles/embed.sh | $(BUILD)/gen
+	@echo "  EMBED   $(PROFILES)"
+	$(Q)sh lib/profiles/embed.sh $@ $(PROFILES)
+
+$(BUILD)/gen/profiles.o: $(BUILD)/gen/profiles.c
+	$(Q)$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 $(BUILD)/gen/migrations.o: $(BUILD)/gen/migrations.c
 	$(Q)$(CC) $(ALL_CFLAGS) -c -o $@ $<
@@ -117,7 +125,7 @@ install: all
 	install -Dm755 $(BUILD)/kleepctl $(DESTDIR)$(BINDIR)/kleepctl
 	install -Dm644 examples/kleepd.conf $(DESTDIR)$(SYSCONFDIR)/kleep/kleepd.conf.example
 	install -Dm644 examples/merchants.d/acme-fr.conf $(DESTDIR)$(SYSCONFDIR)/kleep/merchants.d/acme-fr.conf.example
-	for p in $(wildcard profiles/*.json); do install -Dm644 $$p $(DESTDIR)$(DATADIR)/kleep/$$p; done
+	for p in $(PROFILES); do install -Dm644 $$p $(DESTDIR)$(DATADIR)/kleep/profiles/$${p##*/}; done
 	for m in $(wildcard man/*.[1-8]); do s=$${m##*.}; install -Dm644 $$m $(DESTDIR)$(MANDIR)/man$$s/$${m##*/}; done
 	for u in $(wildcard systemd/*.service systemd/*.socket); do install -Dm644 $$u $(DESTDIR)$(UNITDIR)/$${u##*/}; done
 	[ ! -f systemd/kleep.sysusers ] || install -Dm644 systemd/kleep.sysusers $(DESTDIR)$(SYSUSERSDIR)/kleep.conf

@@ -12,6 +12,7 @@
 #include "kleepd.h"
 #include "log.h"
 #include "merchant.h"
+#include "profile.h"
 #include "store.h"
 #include "sync.h"
 
@@ -41,8 +42,24 @@ static void usage(FILE *f)
 static int check_config(const char *path)
 {
 	struct config *c;
+	int bad = 0;
 	if (config_load(path, &c, stderr) < 0)
 		return 1;
+	/* Each merchant's API profile, with its overrides, must load and validate too. */
+	for (size_t i = 0; i < c->n_merchants; i++) {
+		const struct merchant_conf *m = &c->merchants[i];
+		struct profile *p;
+		if (!m->has_wshop)
+			continue;
+		if (profile_load(c->daemon.profile_dir, m->wshop.profile, m->wshop.overrides,
+				 m->wshop.n_overrides, &p, stderr) < 0)
+			bad++;
+		profile_free(p);
+	}
+	if (bad) {
+		config_free(c);
+		return 1;
+	}
 	for (size_t i = 0; i < c->n_merchants; i++)
 		config_merchant_summary(&c->merchants[i], stdout);
 	printf("%s: ok, %zu merchant%s\n", path, c->n_merchants, c->n_merchants == 1 ? "" : "s");

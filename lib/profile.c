@@ -9,6 +9,12 @@
 
 #define PROFILE_LIMIT_MAX 500 /* DOMAIN.md §1: never ask for more */
 
+/* The shipped profiles (lib/profiles) as built into the binary (build/gen/profiles.c). */
+extern const struct {
+	const char *name;
+	const char *json;
+} profiles_embedded[];
+
 json_t *profile_path_get(json_t *obj, const char *dotted)
 {
 	char key[128];
@@ -69,13 +75,28 @@ struct checker {
 	const char *file;
 	FILE *errs;
 	int n_errors;
+	const struct profile_override *ov; /* a problem with an overridden key is the override's */
+	size_t n_ov;
 };
 
-__attribute__((format(printf, 2, 3)))
-static void problem(struct checker *c, const char *fmt, ...)
+/*
+ * Report one problem with the profile key `key` (may be NULL): at the merchant
+ * file's line when an override set that key, else in the profile file.
+ */
+__attribute__((format(printf, 3, 4)))
+static void problem(struct checker *c, const char *key, const char *fmt, ...)
 {
 	va_list ap;
-	fprintf(c->errs, "%s:0: ", c->file);
+	const struct profile_override *o = NULL;
+	for (size_t i = 0; key && i < c->n_ov; i++) {
+		size_t n = strlen(c->ov[i].key);
+		if (strncmp(key, c->ov[i].key, n) == 0 && (key[n] == 0 || key[n] == '.'))
+			o = &c->ov[i];
+	}
+	if (o)
+		fprintf(c->errs, "%s:%d: profile.%s: ", o->file, o->line, o->key);
+	else
+		fprintf(c->errs, "%s:0: ", c->file);
 	va_start(ap, fmt);
 	vfprintf(c->errs, fmt, ap);
 	va_end(ap);
@@ -87,7 +108,7 @@ static const char *req_string(struct checker *c, json_t *root, const char *path)
 {
 	const char *v = json_string_value(profile_path_get(root, path));
 	if (!v || !*v)
-		problem(c, "profile key '%s' must be a non-empty string", path);
+		problem(c, path, "profile key '%s' must be a non-empty string", path);
 	return v ? v : "";
 }
 
@@ -97,7 +118,7 @@ static const char *opt_string(struct checker *c, json_t *root, const char *path,
 	if (!v)
 		return def;
 	if (!json_is_string(v)) {
-		problem(c, "profile key '%s' must be a string", path);
+		problem(c, path, "profile key '%s' must be a string", path);
 		return def;
 	}
 	return json_string_value(v);
@@ -109,7 +130,7 @@ static long opt_int(struct checker *c, json_t *root, const char *path, long def,
 	if (!v)
 		return def;
 	if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max) {
-		problem(c, "profile key '%s' must be an integer from %ld to %ld", path, min, max);
+		problem(c, path, "profile key '%s' must be an integer from %ld to %ld", path, min, max);
 		return def;
 	}
 	return (long)json_integer_value(v);
@@ -121,7 +142,7 @@ static bool opt_bool(struct checker *c, json_t *root, const char *path, bool def
 	if (!v)
 		return def;
 	if (!json_is_boolean(v)) {
-		problem(c, "profile key '%s' must be true or false", path);
+		problem(c, path, "profile key '%s' must be true or false", path);
 		return def;
 	}
 	return json_is_true(v);
@@ -136,7 +157,7 @@ static void profile_check(struct profile *p, struct checker *c)
 	p->base_path = opt_string(c, r, "base_path", "");
 	p->method = opt_string(c, r, "method", "POST");
 	if (strcmp(p->method, "POST") != 0 && strcmp(p->method, "GET") != 0)
-		problem(c, "profile key 'method' must be POST or GET");
+		problem(c, "method", "profile key 'method' must be POST or GET");
 	p->connect_timeout_s = opt_int(c, r, "connect_timeout_s", 10, 1, 600);
 	p->request_timeout_s = opt_int(c, r, "request_timeout_s", 60, 1, 3600);
 	p->auth_path = req_string(c, r, "auth.path");
@@ -144,7 +165,7 @@ static void profile_check(struct profile *p, struct checker *c)
 	p->auth_password_param = opt_string(c, r, "auth.password_param", "password");
 	p->token_paths = profile_path_get(r, "auth.token_paths");
 	if (!json_is_array(p->token_paths) || json_array_size(p->token_paths) == 0)
-		problem(c, "profile key 'auth.token_paths' must be a list of paths");
+		problem(c, "auth.token_paths", "profile key 'auth.token_paths' must be a list of paths");
 	p->success_field = opt_string(c, r, "envelope.success", "success");
 	p->error_message_path = opt_string(c, r, "envelope.error_message", "error.message");
 	p->page_param = req_string(c, r, "paging.page_param");
@@ -160,14 +181,14 @@ static void profile_check(struct profile *p, struct checker *c)
 	p->retry_after_max_s = opt_int(c, r, "retry.after_max_s", 300, 0, 86400);
 	p->fields = profile_path_get(r, "fields");
 	if (p->fields && !json_is_object(p->fields))
-		problem(c, "profile key 'fields' must be an object of field names");
+		problem(c, "fields", "profile key 'fields' must be an object of field names");
 
 	for (int s = 0; s < STREAM_API_COUNT; s++) {
 		struct profile_stream *ps = &p->streams[s];
 		char key[96];
 		snprintf(key, sizeof(key), "streams.%s", stream_name(s));
 		if (!json_is_object(profile_path_get(r, key))) {
-			problem(c, "profile has no stream '%s'", key);
+			problem(c, key, "profile has no stream '%s'", key);
 			continue;
 		}
 		snprintf(key, sizeof(key), "streams.%s.path", stream_name(s));
@@ -177,21 +198,21 @@ static void profile_check(struct profile *p, struct checker *c)
 		snprintf(key, sizeof(key), "streams.%s.incremental", stream_name(s));
 		ps->incremental = opt_bool(c, r, key, false);
 		if (ps->incremental && !p->date_param)
-			problem(c, "stream '%s' is incremental but 'date_filter.param' is not set",
+			problem(c, key, "stream '%s' is incremental but 'date_filter.param' is not set",
 				stream_name(s));
 		snprintf(key, sizeof(key), "streams.%s.sorted_by", stream_name(s));
 		ps->sorted_by_id = strcmp(opt_string(c, r, key, "id"), "id") == 0;
 		snprintf(key, sizeof(key), "streams.%s.personal", stream_name(s));
 		ps->personal = profile_path_get(r, key);
 		if (ps->personal && !json_is_array(ps->personal))
-			problem(c, "profile key '%s' must be a list", key);
+			problem(c, key, "profile key '%s' must be a list", key);
 		size_t i;
 		json_t *rule;
 		json_array_foreach(ps->personal, i, rule) {
 			const char *action = json_string_value(json_object_get(rule, "action"));
 			if (!json_string_value(json_object_get(rule, "field")) || !action ||
 			    (strcmp(action, "drop") != 0 && strcmp(action, "hash") != 0))
-				problem(c, "profile key '%s' entry %zu needs a field and an action "
+				problem(c, key, "profile key '%s' entry %zu needs a field and an action "
 					   "(drop or hash)", key, i + 1);
 		}
 	}
@@ -211,6 +232,14 @@ int profile_load(const char *dir, const char *name_or_path, const struct profile
 		return -EINVAL;
 
 	json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+	/* A profile named by name, not installed in dir: the copy built in, if there is one. */
+	if (!root && jerr.line <= 0 && !strchr(name_or_path, '/') && !strstr(name_or_path, ".json")) {
+		for (int i = 0; profiles_embedded[i].name; i++)
+			if (strcmp(profiles_embedded[i].name, name_or_path) == 0) {
+				root = json_loads(profiles_embedded[i].json, JSON_REJECT_DUPLICATES, &jerr);
+				snprintf(path, sizeof(path), "(built-in %s profile)", name_or_path);
+			}
+	}
 	if (!root) {
 		fprintf(errs, "%s:%d: cannot load profile '%s': %s\n", path, jerr.line > 0 ? jerr.line : 0,
 			name_or_path, jerr.text);
@@ -238,7 +267,7 @@ int profile_load(const char *dir, const char *name_or_path, const struct profile
 		return -ENOMEM;
 	}
 	p->root = root;
-	struct checker c = { path, errs, bad };
+	struct checker c = { path, errs, bad, ov, n_ov };
 	profile_check(p, &c);
 	if (c.n_errors) {
 		profile_free(p);
