@@ -32,7 +32,7 @@ ALL_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(SAN) -Ilib -I$(BUILD)/g
 	-DKLEEP_VERSION='"$(VERSION)"' -DKLEEP_DATADIR='"$(DATADIR)/kleep"' \
 	-DKLEEP_SYSCONFDIR='"$(SYSCONFDIR)/kleep"' \
 	$(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lcsv -lpthread -lm
+LDLIBS  := -Wl,--as-needed $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lcsv -lpthread -lm
 TEST_LDLIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
 
 LIB_SRC  := $(sort $(wildcard lib/*.c))
