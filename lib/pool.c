@@ -4,6 +4,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "pool.h"
@@ -20,9 +22,14 @@ struct pool {
 	pthread_t *threads;
 };
 
+#define WORKER_NICE 5 /* below the loop thread, so the socket answers fast under load */
+
 static void *worker(void *arg)
 {
 	struct pool *s = arg;
+
+	/* Linux nice values are per thread: this one only lowers the worker. */
+	(void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), WORKER_NICE);
 
 	pthread_mutex_lock(&s->lock);
 	for (;;) {
