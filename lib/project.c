@@ -212,6 +212,48 @@ static const char *parent_reference(const struct project_ctx *c, struct scratch 
 	return NULL;
 }
 
+/*
+ * Rows of a query with one text parameter, as strdup'd texts (cols per row,
+ * NULL kept), appended to *out.  Collected before anything else runs, since
+ * projecting reuses the store's cached statements.
+ */
+static int collect(const struct project_ctx *c, const char *sql, const char *param, int cols,
+		   char ***out, size_t *n)
+{
+	sqlite3_stmt *q = store_stmt(c->st, sql);
+	int rc;
+	if (!q)
+		return -EIO;
+	sqlite3_bind_text(q, 1, param, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		char **grown = realloc(*out, (*n + (size_t)cols) * sizeof(**out));
+		if (!grown) {
+			rc = SQLITE_NOMEM;
+			break;
+		}
+		*out = grown;
+		for (int i = 0; i < cols; i++) {
+			const char *v = (const char *)sqlite3_column_text(q, i);
+			(*out)[(*n)++] = v ? strdup(v) : NULL;
+		}
+	}
+	sqlite3_reset(q);
+	return rc == SQLITE_DONE ? 0 : -EIO;
+}
+
+static void collected_free(char **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+static int relink_lines(const struct project_ctx *c, char **old, size_t n_old, char *err,
+			size_t errlen);
+
+static const char *SQL_PRODUCT_VARIANTS =
+	"SELECT variant_id, sku, size_id FROM variants WHERE product_id = ?1 AND source = 'api'";
+
 static int project_product(const struct project_ctx *c, json_t *rec, char *err, size_t errlen)
 {
 	struct scratch sc = { .used = 0 };
@@ -251,6 +293,8 @@ static int project_product(const struct project_ctx *c, json_t *rec, char *err, 
 
 	bool applied;
 	int r = -EIO;
+	char **old = NULL;
+	size_t n_old = 0;
 	/* product_id_field changed since this product was last written: its
 	 * old row goes, with its variants (ON DELETE CASCADE). */
 	sqlite3_stmt *del = store_stmt(c->st, SQL_PRODUCT_RENAMED);
@@ -265,7 +309,10 @@ static int project_product(const struct project_ctx *c, json_t *rec, char *err, 
 	r = 0;
 	if (!applied) /* an SFTP row with a newer time holds this product */
 		goto out;
-	if (canon_delete_children(c->st, CANON_VARIANTS, NULL, row[P_PRODUCT_ID]) < 0 ||
+	/* The variants before this update: lines pointing to one that goes or
+	 * changes follow it (relink_lines). */
+	if (collect(c, SQL_PRODUCT_VARIANTS, row[P_PRODUCT_ID], 3, &old, &n_old) < 0 ||
+	    canon_delete_children(c->st, CANON_VARIANTS, NULL, row[P_PRODUCT_ID]) < 0 ||
 	    put_labels(c, "product", row[P_PRODUCT_ID], tr, fields) < 0) {
 		r = -EIO;
 		goto out;
@@ -289,7 +336,10 @@ static int project_product(const struct project_ctx *c, json_t *rec, char *err, 
 			goto out;
 		}
 	}
+	if (n_old)
+		r = relink_lines(c, old, n_old, err, errlen);
 out:
+	collected_free(old, n_old);
 	free(images);
 	return r;
 }
@@ -399,6 +449,80 @@ static int project_return(const struct project_ctx *c, json_t *rec, char *err, s
 	return 0;
 }
 
+static const char *SQL_VARIANT_NOW = "SELECT sku, size_id FROM variants WHERE variant_id = ?1";
+static const char *SQL_ORDERS_OF_VARIANT =
+	"SELECT DISTINCT order_id FROM order_lines WHERE variant_id = ?1 AND source = 'api'";
+static const char *SQL_RETURNS_OF_VARIANT =
+	"SELECT DISTINCT return_id FROM return_lines WHERE variant_id = ?1 AND source = 'api'";
+static const char *SQL_ORDER_JSON =
+	"SELECT json FROM records WHERE stream = 'orders' AND id = ?1 AND source = 'api'"
+	" AND deleted = 0";
+static const char *SQL_RETURN_JSON =
+	"SELECT json FROM records WHERE stream = 'returns' AND id = ?1 AND source = 'api'"
+	" AND deleted = 0";
+
+static bool same(const char *a, const char *b)
+{
+	return a && b ? strcmp(a, b) == 0 : a == b;
+}
+
+/* Project an order or return again from its raw record, so its lines see the catalog now. */
+static int reproject(const struct project_ctx *c, enum stream s, const char *id, char *err,
+		     size_t errlen)
+{
+	char **js = NULL;
+	size_t n = 0;
+	int r = collect(c, s == STREAM_ORDERS ? SQL_ORDER_JSON : SQL_RETURN_JSON, id, 1, &js, &n);
+	if (r == 0 && n && js[0]) {
+		json_t *rec = json_loads(js[0], 0, NULL);
+		if (!rec)
+			r = -EIO;
+		else
+			r = s == STREAM_ORDERS ? project_order(c, rec, err, errlen)
+					       : project_return(c, rec, err, errlen);
+		json_decref(rec);
+	}
+	collected_free(js, n);
+	return r;
+}
+
+/*
+ * A product update removed variants or changed their sku or size: the order
+ * and return lines that took their sku or size label from such a variant
+ * are projected again from their raw records, so that a mirror kept up to
+ * date equals one built afresh from the same source.  old holds (variant_id,
+ * sku, size_id) triples from before the update.
+ */
+static int relink_lines(const struct project_ctx *c, char **old, size_t n_old, char *err,
+			size_t errlen)
+{
+	char **orders = NULL, **returns = NULL;
+	size_t n_orders = 0, n_returns = 0;
+	int r = 0;
+
+	for (size_t i = 0; r == 0 && i + 2 < n_old; i += 3) {
+		char **now = NULL;
+		size_t n_now = 0;
+		if (!old[i])
+			continue;
+		r = collect(c, SQL_VARIANT_NOW, old[i], 2, &now, &n_now);
+		bool changed = r == 0 && (n_now == 0 || !same(now[0], old[i + 1]) ||
+					  !same(now[1], old[i + 2]));
+		collected_free(now, n_now);
+		if (changed)
+			r = collect(c, SQL_ORDERS_OF_VARIANT, old[i], 1, &orders, &n_orders) < 0 ||
+			    collect(c, SQL_RETURNS_OF_VARIANT, old[i], 1, &returns, &n_returns) < 0
+				? -EIO : 0;
+	}
+	for (size_t i = 0; r == 0 && i < n_orders; i++)
+		r = reproject(c, STREAM_ORDERS, orders[i], err, errlen);
+	for (size_t i = 0; r == 0 && i < n_returns; i++)
+		r = reproject(c, STREAM_RETURNS, returns[i], err, errlen);
+	collected_free(orders, n_orders);
+	collected_free(returns, n_returns);
+	return r;
+}
+
 /* Sizes, departments, attributes and return reasons: one row and its labels. */
 static int project_reference(const struct project_ctx *c, enum stream s, json_t *rec)
 {
@@ -502,16 +626,51 @@ static const char *SQL_REFRESH_CATEGORIES =
 	" WHERE source = 'api' AND category IS NOT"
 	"       (SELECT label FROM departments WHERE department_id = products.department_id)";
 
-int project_refresh(const struct project_ctx *c, enum stream s)
+/*
+ * Order and return lines took their size label from their variant when they
+ * were written (line_refs); a renamed size must reach them too.  A line
+ * follows when it still holds its variant's old label, so a label the line
+ * carried itself is kept.  Run before SQL_REFRESH_SIZES, which changes the
+ * variants' labels, and only when SQL_SIZES_STALE finds one to change.
+ */
+static const char *SQL_SIZES_STALE =
+	"SELECT 1 FROM variants WHERE source = 'api' AND size_label IS NOT"
+	"       (SELECT label FROM sizes WHERE size_id = variants.size_id) LIMIT 1";
+#define SQL_REFRESH_LINE_SIZES(lines)                                                          \
+	"UPDATE " lines " SET size_label = (SELECT (SELECT label FROM sizes"                   \
+	"       WHERE size_id = v.size_id) FROM variants v WHERE v.variant_id = " lines ".variant_id)" \
+	" WHERE source = 'api' AND EXISTS (SELECT 1 FROM variants v"                           \
+	"       WHERE v.variant_id = " lines ".variant_id AND v.source = 'api'"                \
+	"       AND v.size_label IS " lines ".size_label AND v.size_label IS NOT"              \
+	"       (SELECT label FROM sizes WHERE size_id = v.size_id))"
+static const char *SQL_REFRESH_ORDER_LINE_SIZES = SQL_REFRESH_LINE_SIZES("order_lines");
+static const char *SQL_REFRESH_RETURN_LINE_SIZES = SQL_REFRESH_LINE_SIZES("return_lines");
+
+static int step_once(const struct project_ctx *c, const char *sql, bool *row)
 {
-	const char *sql = s == STREAM_SIZES ? SQL_REFRESH_SIZES
-			  : s == STREAM_DEPARTMENTS ? SQL_REFRESH_CATEGORIES : NULL;
-	if (!sql)
-		return 0;
 	sqlite3_stmt *q = store_stmt(c->st, sql);
 	if (!q)
 		return -EIO;
 	int rc = sqlite3_step(q);
 	sqlite3_reset(q);
-	return rc == SQLITE_DONE ? 0 : -EIO;
+	if (row)
+		*row = rc == SQLITE_ROW;
+	return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : -EIO;
+}
+
+int project_refresh(const struct project_ctx *c, enum stream s)
+{
+	if (s == STREAM_DEPARTMENTS)
+		return step_once(c, SQL_REFRESH_CATEGORIES, NULL);
+	if (s != STREAM_SIZES)
+		return 0;
+	bool stale = false;
+	if (step_once(c, SQL_SIZES_STALE, &stale) < 0)
+		return -EIO;
+	if (!stale)
+		return 0;
+	if (step_once(c, SQL_REFRESH_ORDER_LINE_SIZES, NULL) < 0 ||
+	    step_once(c, SQL_REFRESH_RETURN_LINE_SIZES, NULL) < 0)
+		return -EIO;
+	return step_once(c, SQL_REFRESH_SIZES, NULL);
 }

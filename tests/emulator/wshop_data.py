@@ -277,8 +277,9 @@ class Stream:
 class Generator:
     """Builds plausible records; used at start-up and for records added by tests."""
 
-    def __init__(self, rng, anchor):
+    def __init__(self, rng, anchor, n_variants=None):
         self.rng = rng
+        self.n_variants = n_variants    # fixed variants per product (1-6), else 2-6 at random
         self.anchor = anchor            # newest generated wall time (naive, shop-local)
         self.start = anchor - timedelta(days=730)
         self.next_variant_id = VARIANT_ID0
@@ -344,6 +345,8 @@ class Generator:
         labels = LETTER_SIZES if scale == "letter" else NUMERIC_SIZES
         offset = 0 if scale == "letter" else len(LETTER_SIZES)
         count = rng.randint(2, 6)
+        if self.n_variants:
+            count = self.n_variants     # drawn anyway: the rest of the data stays the same
         first = rng.randint(0, len(labels) - count)
         size_ids = [offset + i + 1 for i in range(first, first + count)]
         colours = rng.sample(range(len(COLOURS)), rng.choice((1, 1, 2, 3, 4)))
@@ -513,14 +516,16 @@ class Shop:
               "returns": RETURN_ID0 - 1}
 
     def __init__(self, seed=1, n_products=50, n_orders=200, n_returns=40,
-                 anchor="2026-11-01 00:00:00"):
+                 anchor="2026-11-01 00:00:00", n_variants=None):
+        if n_variants is not None and not 1 <= n_variants <= 6:
+            raise ValueError("n_variants must be between 1 and 6 (a size chart has 6 sizes)")
         self.lock = threading.Lock()
-        self.params = (seed, n_products, n_orders, n_returns, anchor)
+        self.params = (seed, n_products, n_orders, n_returns, anchor, n_variants)
         self._build()
 
     def _build(self):
-        seed, n_products, n_orders, n_returns, anchor = self.params
-        gen = Generator(random.Random(seed), datetime.fromisoformat(anchor))
+        seed, n_products, n_orders, n_returns, anchor, n_variants = self.params
+        gen = Generator(random.Random(seed), datetime.fromisoformat(anchor), n_variants)
         products = gen.products(n_products)
         orders = gen.orders(n_orders, products)
         self.streams = {

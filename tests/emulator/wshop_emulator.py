@@ -658,6 +658,8 @@ def parse_args(argv):
     ap.add_argument("--products", type=int, default=50)
     ap.add_argument("--orders", type=int, default=200)
     ap.add_argument("--returns", type=int, default=40)
+    ap.add_argument("--variants", type=int, choices=range(1, 7), metavar="1-6",
+                    help="variants per product (default: 2 to 6 at random)")
     ap.add_argument("--token-lifetime", type=int, default=3600, metavar="SECONDS")
     ap.add_argument("--profile", choices=sorted(PROFILES), default="default")
     ap.add_argument("--user", default="demo@example.com", metavar="EMAIL")
@@ -672,7 +674,8 @@ def parse_args(argv):
 def main(argv=None):
     args = parse_args(argv)
     # Generate before listening: "PORT n" means ready to serve.
-    shop = Shop(args.seed, args.products, args.orders, args.returns, args.anchor)
+    shop = Shop(args.seed, args.products, args.orders, args.returns, args.anchor,
+                args.variants)
     app = App(args, shop)
     server = Server(("127.0.0.1", args.port), app)
     port = server.server_address[1]
