@@ -601,6 +601,8 @@ static void defaults_key(struct pfile *pf, const char *key, const char *v)
 		set_duration(pf, key, v, true, &d->poll_usec[s]);
 	else if (strcmp(key, "lookback") == 0)
 		set_duration(pf, key, v, false, &d->lookback_usec);
+	else if (strcmp(key, "full_every") == 0)
+		set_duration(pf, key, v, false, &d->full_every_usec);
 	else
 		unknown_key(pf, key);
 }
@@ -1091,6 +1093,7 @@ static void daemon_defaults(struct loader *ld, struct daemon_conf *d)
 	for (int s = 0; s < STREAM_COUNT; s++)
 		d->poll_usec[s] = default_poll_sec[s] * USEC_PER_SEC;
 	d->lookback_usec = 10 * 60 * USEC_PER_SEC;
+	d->full_every_usec = 24 * 3600 * USEC_PER_SEC;
 }
 
 int config_load(const char *path, struct config **out, FILE *errs)

@@ -68,6 +68,8 @@ struct daemon_conf {
 	char *profile_dir;   /* where named profiles live, default KLEEP_DATADIR "/profiles" */
 	uint64_t poll_usec[STREAM_COUNT]; /* [defaults] poll_<stream> */
 	uint64_t lookback_usec;           /* [defaults] lookback, default 10m */
+	uint64_t full_every_usec;         /* [defaults] full_every: re-read incremental streams
+					     whole this often (deletions, drift); 0 never; default 1d */
 };
 
 struct config {

@@ -148,6 +148,7 @@ int merchant_run(struct merchant *mr, enum stream s, bool full, atomic_bool *sto
 	struct sync_job job = {
 		.m = mr->conf, .profile = mr->profile, .st = mr->st, .client = client,
 		.pii_key = mr->pii_key, .lookback_usec = mr->daemon->lookback_usec,
+		.full_every_usec = mr->daemon->full_every_usec,
 		.stop = stop, .progress = progress,
 	};
 	struct sync_result sr;

@@ -263,19 +263,19 @@ int store_record_sweep(struct store *st, const char *stream, const char *source,
 static const char *SQL_STATE_GET =
 	"SELECT cursor_time, cursor_id, window_from, window_to, window_page,"
 	"       window_max_time, window_max_id, last_success, last_attempt,"
-	"       last_error, error_class, endpoint, unauthorized, rows_total, window_run"
+	"       last_error, error_class, endpoint, unauthorized, rows_total, window_run, last_full"
 	" FROM sync_state WHERE stream = ?1";
 
 static const char *SQL_STATE_PUT =
 	"INSERT INTO sync_state (stream, cursor_time, cursor_id, window_from, window_to,"
 	"  window_page, window_max_time, window_max_id, last_success, last_attempt,"
-	"  last_error, error_class, endpoint, unauthorized, rows_total, window_run)"
-	" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
+	"  last_error, error_class, endpoint, unauthorized, rows_total, window_run, last_full)"
+	" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"
 	" ON CONFLICT (stream) DO UPDATE SET cursor_time = ?2, cursor_id = ?3,"
 	"  window_from = ?4, window_to = ?5, window_page = ?6, window_max_time = ?7,"
 	"  window_max_id = ?8, last_success = ?9, last_attempt = ?10, last_error = ?11,"
 	"  error_class = ?12, endpoint = ?13, unauthorized = ?14, rows_total = ?15,"
-	"  window_run = ?16";
+	"  window_run = ?16, last_full = ?17";
 
 static char *column_dup(sqlite3_stmt *s, int i)
 {
@@ -300,6 +300,7 @@ void store_state_clear(struct store_state *s)
 	free(s->window_max_id);
 	free(s->last_success);
 	free(s->last_attempt);
+	free(s->last_full);
 	free(s->last_error);
 	free(s->error_class);
 	free(s->endpoint);
@@ -330,6 +331,7 @@ int store_state_get(struct store *st, const char *stream, struct store_state *s)
 		s->unauthorized = sqlite3_column_int(q, 12) != 0;
 		s->rows_total = sqlite3_column_int64(q, 13);
 		s->window_run = sqlite3_column_int64(q, 14);
+		s->last_full = column_dup(q, 15);
 	}
 	sqlite3_reset(q);
 	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -EIO;
@@ -357,6 +359,7 @@ int store_state_put(struct store *st, const char *stream, const struct store_sta
 	sqlite3_bind_int64(q, 15, s->rows_total);
 	if (s->window_run)
 		sqlite3_bind_int64(q, 16, s->window_run);
+	bind_text(q, 17, s->last_full);
 	int rc = sqlite3_step(q);
 	sqlite3_reset(q);
 	return rc == SQLITE_DONE ? 0 : -EIO;

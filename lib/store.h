@@ -77,6 +77,7 @@ struct store_state {
 	int64_t window_run;              /* the run that opened the window */
 	char *window_max_time, *window_max_id; /* newest record seen in the window */
 	char *last_success, *last_attempt;
+	char *last_full;                 /* the last complete full read */
 	char *last_error, *error_class, *endpoint;
 	bool unauthorized;
 	int64_t rows_total;

@@ -79,8 +79,18 @@ static void window_open(struct run *r, int64_t run_id)
 	store_state_set(&st->window_max_id, NULL);
 	st->window_page = 0;
 	st->window_run = run_id;
+	time_t t, last_full, now;
+	if (tstamp_parse(r->now, &now) < 0)
+		now = time(NULL);
+	if (r->job->profile->streams[r->s].incremental && st->cursor_time && r->job->full_every_usec &&
+	    (!st->last_full || tstamp_parse(st->last_full, &last_full) < 0 ||
+	     (uint64_t)(now - last_full) * 1000000u >= r->job->full_every_usec)) {
+		/* Now and then read it whole: deletions show, and so would a record
+		 * that a deletion during paging shifted past us. */
+		log_info(&r->log, "periodic full read (last one %s)", st->last_full ? st->last_full : "never");
+		return;
+	}
 	if (r->job->profile->streams[r->s].incremental && st->cursor_time) {
-		time_t t;
 		if (tstamp_parse(st->cursor_time, &t) == 0) {
 			tstamp_t from;
 			tstamp_format(t - (time_t)(r->job->lookback_usec / 1000000u), from);
@@ -186,8 +196,11 @@ static int window_close(struct run *r)
 
 	if (store_begin(db) < 0)
 		return -EIO;
-	if (!st->window_from && sweep(r) < 0)
-		goto fail;
+	if (!st->window_from) {
+		if (sweep(r) < 0)
+			goto fail;
+		store_state_set(&st->last_full, r->now);
+	}
 	if (st->window_max_time) {
 		/* Capped at the run's start: a shop clock ahead of ours must not
 		 * push the cursor past what this run can have seen. */

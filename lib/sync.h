@@ -26,6 +26,7 @@ struct sync_job {
 	struct wshop *client;
 	const unsigned char *pii_key;   /* PII_KEY_LEN bytes */
 	uint64_t lookback_usec;
+	uint64_t full_every_usec;       /* 0: never re-read an incremental stream whole */
 	atomic_bool *stop;              /* may be NULL */
 	struct sync_progress *progress; /* may be NULL */
 };
