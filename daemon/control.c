@@ -174,6 +174,10 @@ static void cmd_sync(struct client *cl, const struct ctl_request *rq)
 		client_send(cl, ctl_reply_error("usage", "merchant '%s' does not sync %s", ms->id, rq->stream));
 		return;
 	}
+	if (rq->wait && s < 0) {
+		client_send(cl, ctl_reply_error("usage", "--wait waits for one stream's run: name the stream"));
+		return;
+	}
 	if (rq->full && s < 0) {
 		client_send(cl, ctl_reply_error("usage", "--full resets one stream: name it"));
 		return;
@@ -186,9 +190,10 @@ static void cmd_sync(struct client *cl, const struct ctl_request *rq)
 		client_send(cl, ctl_reply_error("paused", "merchant '%s' is paused; resume it first", ms->id));
 		return;
 	}
-	int n = runtime_sync_now(d, ms, s, rq->full);
 	if (rq->wait && s >= 0) {
-		/* Answered by control_job_done when that stream's job ends. */
+		/* Answered by control_job_done when the run this request starts
+		 * ends: the waiter goes with the stream until its next job takes it.
+		 * Parked before the run is asked for, which may start it at once. */
 		struct waiter *w = calloc(1, sizeof(*w));
 		if (!w) {
 			client_send(cl, ctl_reply_error("internal", "out of memory"));
@@ -198,23 +203,12 @@ static void cmd_sync(struct client *cl, const struct ctl_request *rq)
 		cl->waiter = w;
 		cl->waiting = true;
 		client_update_events(cl);
-		/* The job may not exist yet (another stream of the merchant runs):
-		 * park the waiter on the merchant's stream via the next job. */
-		struct stream_rt *rt = &ms->s[s];
-		(void)rt;
-		if (ms->job && (int)ms->job->s == s) {
-			w->next = ms->job->waiters;
-			ms->job->waiters = w;
-		} else {
-			free(w);
-			cl->waiter = NULL;
-			cl->waiting = false;
-			client_update_events(cl);
-			client_send(cl, ctl_reply_error("busy", "merchant '%s' is running another job; "
-							"%s is queued after it", ms->id, rq->stream));
-		}
+		w->next = ms->s[s].waiters;
+		ms->s[s].waiters = w;
+		runtime_sync_now(d, ms, s, rq->full);
 		return;
 	}
+	int n = runtime_sync_now(d, ms, s, rq->full);
 	client_send(cl, ctl_reply_ok(json_pack("{s:s,s:i,s:b}", "merchant", ms->id, "queued", n, "full",
 					       rq->full)));
 }
@@ -683,11 +677,11 @@ void control_job_done(struct control *c, struct job *job)
 	}
 }
 
-void control_waiter_drop(struct waiter *w)
+void control_waiter_drop(struct waiter *w, const char *why)
 {
 	struct client *cl = w->client;
 	w->client = NULL;
 	cl->waiter = NULL;
 	cl->waiting = false;
-	client_send(cl, ctl_reply_error("gone", "the merchant was removed before the job ran"));
+	client_send(cl, ctl_reply_error("gone", "%s", why));
 }

@@ -32,6 +32,7 @@ struct stream_rt {
 	sd_event_source *timer;
 	bool due, full;
 	int failures;                /* consecutive, for the retry backoff */
+	struct waiter *waiters;      /* sync --wait for a run not started yet: moved to its job */
 	/* from sync_state after the last job */
 	tstamp_t last_success, last_attempt, cursor;
 	char error_class[16];
@@ -120,7 +121,7 @@ const char *runtime_stream_state(const struct mstate *ms, enum stream s);
 struct control *control_new(struct daemon *d, const char *path, char *err, size_t errlen);
 void control_free(struct control *c);
 /* Answer a waiter whose job will never run, and forget it. */
-void control_waiter_drop(struct waiter *w);
+void control_waiter_drop(struct waiter *w, const char *why);
 /* A job ended: answer the clients that waited for it. */
 void control_job_done(struct control *c, struct job *job);
 

@@ -56,7 +56,8 @@ static void cfg_unref(struct cfg *c)
 	}
 }
 
-static void notify_status(struct daemon *d)
+/* "12 merchants, 2 syncing, 1 failing, 0 queued": for STATUS= and kleepctl status. */
+static void status_summary(struct daemon *d, char *line, size_t size)
 {
 	int syncing = 0, failing = 0, merchants = 0;
 	for (size_t i = 0; i < d->n_ms; i++) {
@@ -72,9 +73,14 @@ static void notify_status(struct daemon *d)
 				break;
 			}
 	}
-	char line[256];
-	snprintf(line, sizeof(line), "%d merchant%s, %d syncing, %d failing, %d queued", merchants,
+	snprintf(line, size, "%d merchant%s, %d syncing, %d failing, %d queued", merchants,
 		 merchants == 1 ? "" : "s", syncing, failing, pool_queued(d->pool));
+}
+
+static void notify_status(struct daemon *d)
+{
+	char line[256];
+	status_summary(d, line, sizeof(line));
 	if (strcmp(line, d->status_line) != 0) {
 		snprintf(d->status_line, sizeof(d->status_line), "%s", line);
 		sd_notifyf(0, "STATUS=%s", line);
@@ -151,16 +157,24 @@ static void stream_take_state(struct stream_rt *rt, const struct store_state *st
 	rt->rows_total = st->rows_total;
 }
 
+/* Answer and free waiters whose run will not happen. */
+static void waiters_drop(struct waiter **list, const char *why)
+{
+	while (*list) {
+		struct waiter *w = *list;
+		*list = w->next;
+		if (w->client)
+			control_waiter_drop(w, why);
+		free(w);
+	}
+}
+
 static void mstate_free(struct mstate *ms)
 {
 	/* Operators still waiting for a reproject get an answer from control_free or a closed socket. */
-	while (ms->reproject) {
-		struct waiter *w = ms->reproject;
-		ms->reproject = w->next;
-		if (w->client)
-			control_waiter_drop(w);
-		free(w);
-	}
+	waiters_drop(&ms->reproject, "the merchant was removed before the job ran");
+	for (int s = 0; s < STREAM_COUNT; s++)
+		waiters_drop(&ms->s[s].waiters, "the merchant was removed before the run started");
 	for (int s = 0; s < STREAM_COUNT; s++) {
 		sd_event_source_disable_unref(ms->s[s].timer);
 		free(ms->s[s].last_error);
@@ -303,6 +317,8 @@ static void dispatch(struct daemon *d, struct mstate *ms)
 			return;
 		job->s = s;
 		job->full = rt->full;
+		job->waiters = rt->waiters;
+		rt->waiters = NULL;
 		rt->due = rt->full = false;
 		ms->job = job;
 		pool_submit(d->pool, &job->pj);
@@ -311,15 +327,24 @@ static void dispatch(struct daemon *d, struct mstate *ms)
 	}
 }
 
+/*
+ * A stream's timer fired.  The merchant's other streams due within the timer
+ * accuracy come due with it (their timers would fire in the next loop turns),
+ * so that dispatch sees them together and runs reference data first.
+ */
 static int on_timer(sd_event_source *src, uint64_t usec, void *userdata)
 {
 	struct mstate *ms = userdata;
-	(void)usec;
-	for (int s = 0; s < STREAM_COUNT; s++)
-		if (ms->s[s].timer == src) {
-			ms->s[s].due = true;
-			ms->s[s].next_usec = 0;
-		}
+	for (int s = 0; s < STREAM_COUNT; s++) {
+		struct stream_rt *rt = &ms->s[s];
+		if (rt->timer != src && !(rt->enabled && rt->next_usec &&
+					  rt->next_usec <= usec + 2 * TIMER_ACCURACY_USEC))
+			continue;
+		rt->due = true;
+		rt->next_usec = 0;
+		if (rt->timer != src)
+			sd_event_source_set_enabled(rt->timer, SD_EVENT_OFF);
+	}
 	dispatch(ms->d, ms);
 	return 0;
 }
@@ -667,8 +692,10 @@ json_t *runtime_status(struct daemon *d, struct mstate *ms)
 	for (size_t i = 0; i < d->n_ms; i++)
 		if (!d->ms[i]->removed && (!ms || d->ms[i] == ms))
 			json_array_append_new(list, merchant_status(d, d->ms[i]));
+	char summary[256];
+	status_summary(d, summary, sizeof(summary));
 	return json_pack("{s:s,s:s,s:I,s:i,s:i,s:o}", "version", KLEEP_VERSION, "summary",
-			 d->status_line, "uptime_s", (json_int_t)((now_usec() - d->started_usec) / 1000000u),
+			 summary, "uptime_s", (json_int_t)((now_usec() - d->started_usec) / 1000000u),
 			 "jobs_running", pool_running(d->pool), "queue", pool_queued(d->pool),
 			 "merchants", list);
 }
@@ -743,6 +770,12 @@ static void begin_stop(struct daemon *d)
 	sd_notify(0, "STOPPING=1");
 	log_notice(NULL, "stopping: %d job%s to finish", pool_running(d->pool),
 		   pool_running(d->pool) == 1 ? "" : "s");
+	/* Runs asked for and not queued yet will not happen either. */
+	for (size_t i = 0; i < d->n_ms; i++) {
+		waiters_drop(&d->ms[i]->reproject, "kleepd is stopping");
+		for (int s = 0; s < STREAM_COUNT; s++)
+			waiters_drop(&d->ms[i]->s[s].waiters, "kleepd is stopping");
+	}
 	/* Queued jobs never start. */
 	struct pool_job *list = pool_drain(d->pool);
 	while (list) {

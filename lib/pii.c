@@ -1,5 +1,6 @@
 /* pii.c - keep personal data out of the mirror: a per-installation key and keyed hashes. */
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -24,14 +25,16 @@ static int read_full(int fd, unsigned char *buf, size_t n)
 	return 0;
 }
 
-int pii_key_load(const char *state_dir, unsigned char key[PII_KEY_LEN], char *err, size_t errlen)
+/* The key is read from a regular file only: a symlink there is refused, not followed. */
+static int key_load(const char *state_dir, unsigned char key[PII_KEY_LEN], char *err, size_t errlen,
+		    bool may_create)
 {
 	char path[4096];
 	if (snprintf(path, sizeof(path), "%s/pii.key", state_dir) >= (int)sizeof(path)) {
 		snprintf(err, errlen, "state_dir is too long");
 		return -ENAMETOOLONG;
 	}
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd >= 0) {
 		int r = read_full(fd, key, PII_KEY_LEN);
 		close(fd);
@@ -40,9 +43,11 @@ int pii_key_load(const char *state_dir, unsigned char key[PII_KEY_LEN], char *er
 				 "(a new key would change every customer hash)", path, PII_KEY_LEN);
 		return r;
 	}
-	if (errno != ENOENT) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		return -errno;
+	if (errno != ENOENT || !may_create) {
+		int e = errno;
+		snprintf(err, errlen, "%s: %s", path,
+			 e == ELOOP ? "is a symbolic link; the key must be a regular file" : strerror(e));
+		return -e;
 	}
 	/* Create it under a temporary name and link it in place, so two
 	 * processes starting together agree on one key. */
@@ -61,8 +66,8 @@ int pii_key_load(const char *state_dir, unsigned char key[PII_KEY_LEN], char *er
 	if (r == 0 && link(tmp, path) < 0)
 		r = errno == EEXIST ? 1 : -errno;
 	unlink(tmp);
-	if (r == 1) /* someone else won: use theirs */
-		return pii_key_load(state_dir, key, err, errlen);
+	if (r == 1) /* someone else won: use theirs (or the name is taken by something else) */
+		return key_load(state_dir, key, err, errlen, false);
 	if (r < 0)
 		snprintf(err, errlen, "%s: cannot create: %s", path, strerror(-r));
 	return r;
@@ -120,4 +125,9 @@ int pii_scrub(const struct profile *p, enum stream s, const unsigned char key[PI
 			memcpy(hash_out, hex, PII_HASH_HEX);
 	}
 	return r;
+}
+
+int pii_key_load(const char *state_dir, unsigned char key[PII_KEY_LEN], char *err, size_t errlen)
+{
+	return key_load(state_dir, key, err, errlen, true);
 }

@@ -43,6 +43,10 @@ static void *worker(void *arg)
 			s->tail = NULL;
 		s->n_queued--;
 		s->n_running++;
+		/* Tell the loop a job started, so its status line says so. */
+		uint64_t started = 1;
+		if (write(s->efd, &started, sizeof(started)) < 0) {
+		}
 		pthread_mutex_unlock(&s->lock);
 
 		job->next = NULL;

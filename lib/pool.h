@@ -14,7 +14,7 @@ struct pool_job {
 
 /*
  * Start `workers` threads.  *event_fd becomes readable (an eventfd) when a
- * job has finished; the loop then calls pool_done().  NULL on failure.
+ * job has started or finished; the loop then calls pool_done().  NULL on failure.
  */
 struct pool *pool_new(int workers, int *event_fd);
 
