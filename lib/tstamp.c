@@ -16,6 +16,7 @@
 #include "tstamp.h"
 
 #define DAY_SEC 86400
+#define TZ_CACHE_DAYS 64 /* days remembered per thread, by day number */
 
 static pthread_mutex_t tz_lock = PTHREAD_MUTEX_INITIALIZER;
 static char tz_current[128];
@@ -23,8 +24,24 @@ static char tz_current[128];
 void tstamp_format(time_t t, tstamp_t out)
 {
 	struct tm tm;
-	if (!gmtime_r(&t, &tm) || strftime(out, TSTAMP_LEN, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-		snprintf(out, TSTAMP_LEN, "%s", "0000-00-00T00:00:00Z");
+	if (!gmtime_r(&t, &tm) || tm.tm_year < -1900 || tm.tm_year > 8099) {
+		memcpy(out, "0000-00-00T00:00:00Z", TSTAMP_LEN);
+		return;
+	}
+	/* By hand: this runs for every date of every record, and strftime is slow. */
+	unsigned y = (unsigned)(tm.tm_year + 1900);
+	const unsigned v[] = { (unsigned)tm.tm_mon + 1, (unsigned)tm.tm_mday, (unsigned)tm.tm_hour,
+			       (unsigned)tm.tm_min, (unsigned)tm.tm_sec };
+	static const char sep[] = "--T::";
+	out[0] = (char)('0' + y / 1000), out[1] = (char)('0' + y / 100 % 10);
+	out[2] = (char)('0' + y / 10 % 10), out[3] = (char)('0' + y % 10);
+	for (int i = 0; i < 5; i++) {
+		out[4 + 3 * i] = sep[i];
+		out[5 + 3 * i] = (char)('0' + v[i] / 10);
+		out[6 + 3 * i] = (char)('0' + v[i] % 10);
+	}
+	out[19] = 'Z';
+	out[20] = 0;
 }
 
 void tstamp_now(tstamp_t out)
@@ -186,14 +203,44 @@ int tstamp_from_local(const char *tz, const char *s, time_t *t)
 		return 0;
 	}
 
+	/* The dates of a page or a file fall on few days: remember, per thread,
+	 * days whose offset did not change from the day before to the day after,
+	 * and convert the rest of such a day without the lock. */
+	static _Thread_local char cache_tz[128];
+	static _Thread_local struct {
+		time_t day;
+		long offset;
+	} cache[TZ_CACHE_DAYS];
+	time_t day = wall - ((wall % DAY_SEC) + DAY_SEC) % DAY_SEC;
+	unsigned slot = (unsigned)((uint64_t)(day / DAY_SEC) % TZ_CACHE_DAYS);
+	if (strcmp(cache_tz, tz) != 0) {
+		if (strlen(tz) >= sizeof(cache_tz))
+			cache_tz[0] = 0;
+		else
+			snprintf(cache_tz, sizeof(cache_tz), "%s", tz);
+		for (int i = 0; i < TZ_CACHE_DAYS; i++)
+			cache[i].day = -1;
+	}
+	if (cache_tz[0] && cache[slot].day == day) {
+		*t = wall - cache[slot].offset;
+		return 0;
+	}
+
 	pthread_mutex_lock(&tz_lock);
 	tz_select(tz);
 	long before = tz_offset_locked(wall - DAY_SEC);
 	long after = tz_offset_locked(wall + DAY_SEC);
 	time_t u1 = wall - before, u2 = wall - after;
 	bool ok1 = tz_offset_locked(u1) == before, ok2 = tz_offset_locked(u2) == after;
+	long edge0 = tz_offset_locked(day - DAY_SEC), edge1 = tz_offset_locked(day + 2 * DAY_SEC);
 	pthread_mutex_unlock(&tz_lock);
 
+	/* The same offset a day before the day and a day after it: no change in
+	 * between (zones change at most twice a year), so the day is cacheable. */
+	if (edge0 == edge1 && cache_tz[0]) {
+		cache[slot].day = day;
+		cache[slot].offset = edge0;
+	}
 	if (ok1 && ok2)
 		*t = u1 < u2 ? u1 : u2; /* occurs twice: the first occurrence */
 	else if (ok1 || ok2)
