@@ -127,7 +127,10 @@ install: all
 	install -Dm644 examples/merchants.d/acme-fr.conf $(DESTDIR)$(SYSCONFDIR)/kleep/merchants.d/acme-fr.conf.example
 	for p in $(PROFILES); do install -Dm644 $$p $(DESTDIR)$(DATADIR)/kleep/profiles/$${p##*/}; done
 	for m in $(wildcard man/*.[1-8]); do s=$${m##*.}; install -Dm644 $$m $(DESTDIR)$(MANDIR)/man$$s/$${m##*/}; done
-	for u in $(wildcard systemd/*.service systemd/*.socket); do install -Dm644 $$u $(DESTDIR)$(UNITDIR)/$${u##*/}; done
+	for u in $(wildcard systemd/*.service systemd/*.socket); do \
+		sed -e 's|/usr/sbin/kleepd|$(SBINDIR)/kleepd|g' -e 's|/etc/kleep|$(SYSCONFDIR)/kleep|g' $$u >$$u.tmp && \
+		install -Dm644 $$u.tmp $(DESTDIR)$(UNITDIR)/$${u##*/} && rm -f $$u.tmp; done
+	install -Dm644 man/kleepctl.bash-completion $(DESTDIR)$(DATADIR)/bash-completion/completions/kleepctl
 	[ ! -f systemd/kleep.sysusers ] || install -Dm644 systemd/kleep.sysusers $(DESTDIR)$(SYSUSERSDIR)/kleep.conf
 	[ ! -f systemd/kleep.tmpfiles ] || install -Dm644 systemd/kleep.tmpfiles $(DESTDIR)$(TMPFILESDIR)/kleep.conf
 

@@ -20,6 +20,9 @@
 
 #define CONTROL_CLIENTS_MAX 4096
 #define CONTROL_OUT_MAX (64u * 1024 * 1024) /* a client that reads nothing is dropped past this */
+/* While this much of a client's replies waits to be sent, its further requests wait
+ * too: a client that pipelines requests and reads nothing gets no more of the loop. */
+#define CONTROL_OUT_PAUSE (256u * 1024)
 #define CONTROL_IDLE_USEC (60 * 1000000ull)   /* a silent client is closed after a minute */
 #define CONTROL_GROUP "kleep"
 
@@ -31,7 +34,7 @@ struct client {
 	size_t in_len;
 	bool discarding;          /* skipping the rest of an oversized request */
 	char *out;
-	size_t out_len, out_off;
+	size_t out_len, out_off, out_cap;
 	bool waiting;             /* a job will answer (sync --wait, check) */
 	struct waiter *waiter;    /* that job's note of us, cleared if we go first */
 	bool closing;             /* close once out is flushed */
@@ -67,10 +70,15 @@ static void client_free(struct client *cl)
 	free(cl);
 }
 
+static size_t client_pending(const struct client *cl)
+{
+	return cl->out_len - cl->out_off;
+}
+
 static void client_update_events(struct client *cl)
 {
 	uint32_t ev = 0;
-	if (!cl->waiting && !cl->closing)
+	if (!cl->waiting && !cl->closing && client_pending(cl) < CONTROL_OUT_PAUSE)
 		ev |= EPOLLIN;
 	if (cl->out_len > cl->out_off)
 		ev |= EPOLLOUT;
@@ -110,19 +118,32 @@ static bool client_send(struct client *cl, char *line)
 	if (!line)
 		line = strdup("{\"ok\":false,\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}\n");
 	size_t n = line ? strlen(line) : 0;
-	if (!line || cl->out_len + n > CONTROL_OUT_MAX) {
+	if (!line || client_pending(cl) + n > CONTROL_OUT_MAX) {
 		free(line);
 		client_free(cl);
 		return false;
 	}
-	char *grown = realloc(cl->out, cl->out_len + n);
-	if (!grown) {
-		free(line);
-		client_free(cl);
-		return false;
+	if (cl->out_off && cl->out_len + n > cl->out_cap) {
+		/* Reuse the room of what was sent before growing. */
+		memmove(cl->out, cl->out + cl->out_off, client_pending(cl));
+		cl->out_len -= cl->out_off;
+		cl->out_off = 0;
 	}
-	memcpy(grown + cl->out_len, line, n);
-	cl->out = grown;
+	if (cl->out_len + n > cl->out_cap) {
+		/* Grow by doubling: appending many replies stays linear. */
+		size_t cap = cl->out_cap ? cl->out_cap * 2 : 4096;
+		while (cap < cl->out_len + n)
+			cap *= 2;
+		char *grown = realloc(cl->out, cap);
+		if (!grown) {
+			free(line);
+			client_free(cl);
+			return false;
+		}
+		cl->out = grown;
+		cl->out_cap = cap;
+	}
+	memcpy(cl->out + cl->out_len, line, n);
 	cl->out_len += n;
 	free(line);
 	return client_flush(cl);
@@ -176,6 +197,11 @@ static void cmd_sync(struct client *cl, const struct ctl_request *rq)
 	}
 	if (rq->wait && s < 0) {
 		client_send(cl, ctl_reply_error("usage", "--wait waits for one stream's run: name the stream"));
+		return;
+	}
+	if (rq->full && s == STREAM_SFTP) {
+		client_send(cl, ctl_reply_error("usage", "--full resets an API stream's cursor; the SFTP "
+							 "ledger re-applies a file when its content changes"));
 		return;
 	}
 	if (rq->full && s < 0) {
@@ -393,10 +419,11 @@ static bool client_request(struct client *cl, const char *line, size_t len)
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
 		if (strcmp(commands[i].name, rq.cmd) == 0) {
 			int fd = cl->fd;
+			struct control *ctl = cl->ctl; /* cl may be freed by the command */
 			commands[i].run(cl, &rq);
 			ctl_request_free(&rq);
 			/* The command may have dropped the client: look it up again. */
-			for (struct client *c = cl->ctl->clients; c; c = c->next)
+			for (struct client *c = ctl->clients; c; c = c->next)
 				if (c == cl && c->fd == fd)
 					return true;
 			return false;

@@ -315,6 +315,20 @@ static int export_local(const char *cmd, json_t *merchant, const char *kind, con
 	return EXIT_OK;
 }
 
+/* -n N: a positive count, nothing else. */
+static bool parse_count(const char *s, long *n)
+{
+	char *end;
+	errno = 0;
+	long v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v <= 0 || v > 100000) {
+		fprintf(stderr, "kleepctl: -n takes a count from 1 to 100000, not '%s'\n", s);
+		return false;
+	}
+	*n = v;
+	return true;
+}
+
 /* ---- main ---------------------------------------------------------------- */
 
 int main(int argc, char **argv)
@@ -343,7 +357,10 @@ int main(int argc, char **argv)
 		case 'T': since = optarg; break;
 		case 'M': measurements = optarg; break;
 		case 'U': unit = optarg; break;
-		case 'n': n = strtol(optarg, NULL, 10); break;
+		case 'n':
+			if (!parse_count(optarg, &n))
+				return EXIT_USAGE;
+			break;
 		case 'V': printf("kleepctl %s\n", KLEEP_VERSION); return EXIT_OK;
 		case 'h': usage(stdout); return EXIT_OK;
 		default: usage(stderr); return EXIT_USAGE;
@@ -368,7 +385,10 @@ int main(int argc, char **argv)
 			case 'T': since = optarg; break;
 			case 'M': measurements = optarg; break;
 			case 'U': unit = optarg; break;
-			case 'n': n = strtol(optarg, NULL, 10); break;
+			case 'n':
+			if (!parse_count(optarg, &n))
+				return EXIT_USAGE;
+			break;
 			default: usage(stderr); return EXIT_USAGE;
 			}
 			continue;

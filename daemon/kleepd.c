@@ -96,6 +96,10 @@ static int run_once(const char *path, const char *only_merchant, const char *onl
 		fprintf(stderr, "kleepd: unknown stream '%s'\n", only_stream);
 		return 2;
 	}
+	if (full && want == STREAM_SFTP) {
+		fprintf(stderr, "kleepd: --full resets an API stream's cursor; it does not apply to sftp\n");
+		return 2;
+	}
 	if (config_load(path, &c, stderr) < 0)
 		return 1;
 	log_set_level(c->daemon.log_level);

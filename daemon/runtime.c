@@ -598,6 +598,25 @@ int runtime_reload(struct daemon *d, char *err, size_t errlen)
 	}
 	nc->c = c;
 	nc->refs = 1;
+	/* Folders and the pool size are the running process's: they change at restart. */
+	struct daemon_conf *nd = &c->daemon, *od = &d->cfg->c->daemon;
+	if (strcmp(nd->state_dir, od->state_dir) != 0 || strcmp(nd->runtime_dir, od->runtime_dir) != 0 ||
+	    nd->workers != od->workers) {
+		log_warning(NULL, "reload: state_dir, runtime_dir and workers take effect at the next "
+				  "restart; keeping %s, %s and %d workers", od->state_dir, od->runtime_dir,
+			    od->workers);
+		char *keep_state = strdup(od->state_dir), *keep_run = strdup(od->runtime_dir);
+		if (keep_state && keep_run) {
+			free(nd->state_dir);
+			free(nd->runtime_dir);
+			nd->state_dir = keep_state;
+			nd->runtime_dir = keep_run;
+			keep_state = keep_run = NULL;
+		}
+		free(keep_state);
+		free(keep_run);
+		nd->workers = od->workers;
+	}
 	struct cfg *old = d->cfg;
 	d->cfg = nc;
 	log_set_level(c->daemon.log_level);

@@ -160,6 +160,11 @@ int store_open(const char *path, struct store **out, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(st->db));
 		goto fail;
 	}
+	/* Keep -wal and -shm when the last connection closes: kleepd opens a
+	 * mirror only for a job, and readers who may not write the state folder
+	 * (group kleep, kleepctl export) need them there to open it read-only. */
+	int persist = 1;
+	sqlite3_file_control(st->db, "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
 	r = store_migrate(st, err, errlen);
 	if (r < 0)
 		goto fail;
