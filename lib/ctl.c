@@ -106,6 +106,44 @@ char *ctl_reply_ok(json_t *data)
 	return line_of(json_pack("{s:b,s:o}", "ok", 1, "data", data ? data : json_null()));
 }
 
+/* Length of the valid UTF-8 sequence at p (1..4), or 0 when it is not one. */
+static size_t utf8_len(const unsigned char *p)
+{
+	size_t n = p[0] < 0x80 ? 1 : (p[0] & 0xE0) == 0xC0 ? 2 : (p[0] & 0xF0) == 0xE0 ? 3
+		   : (p[0] & 0xF8) == 0xF0 ? 4 : 0;
+	if (n == 2 && p[0] < 0xC2)
+		return 0;
+	for (size_t i = 1; i < n; i++)
+		if ((p[i] & 0xC0) != 0x80)
+			return 0;
+	return n;
+}
+
+/* Make text valid UTF-8 in place: a sequence cut by the buffer's end is
+ * dropped, a broken one becomes '?', so the message still goes out. */
+static void utf8_mend(char *text)
+{
+	unsigned char *p = (unsigned char *)text;
+	while (*p) {
+		size_t n = utf8_len(p);
+		if (n == 0) {
+			/* A lead byte whose sequence the end of the buffer cut: drop it. */
+			size_t want = (p[0] & 0xE0) == 0xC0 ? 2 : (p[0] & 0xF0) == 0xE0 ? 3
+				      : (p[0] & 0xF8) == 0xF0 ? 4 : 0;
+			size_t have = 1;
+			while (have < want && (p[have] & 0xC0) == 0x80)
+				have++;
+			if (want && p[have] == 0) {
+				*p = 0;
+				return;
+			}
+			*p++ = '?';
+			continue;
+		}
+		p += n;
+	}
+}
+
 char *ctl_reply_error(const char *code, const char *fmt, ...)
 {
 	char msg[1024];
@@ -113,6 +151,7 @@ char *ctl_reply_error(const char *code, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	utf8_mend(msg);
 	return line_of(json_pack("{s:b,s:{s:s,s:s}}", "ok", 0, "error", "code", code, "message", msg));
 }
 

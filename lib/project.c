@@ -25,8 +25,10 @@ struct scratch {
 
 static char *scratch_take(struct scratch *sc)
 {
+	/* Each record takes a fixed number of slots (one per column at most);
+	 * running out is a programming error, never silently reused memory. */
 	if (sc->used == SCRATCH_SLOTS)
-		sc->used = 0; /* never reached with the fixed row sizes below */
+		abort();
 	return sc->slot[sc->used++];
 }
 
@@ -41,8 +43,12 @@ static const char *text(struct scratch *sc, json_t *v)
 		return b;
 	}
 	if (json_is_real(v)) {
+		/* The shortest text that reads back as the same number: 19.9, not 19.899999999999999. */
 		char *b = scratch_take(sc);
-		snprintf(b, SCRATCH_LEN, "%.17g", json_real_value(v));
+		double d = json_real_value(v);
+		snprintf(b, SCRATCH_LEN, "%.15g", d);
+		if (strtod(b, NULL) != d)
+			snprintf(b, SCRATCH_LEN, "%.17g", d);
 		return b;
 	}
 	if (json_is_boolean(v))
@@ -104,6 +110,9 @@ static const char *SQL_PRODUCT_ID = "SELECT product_id FROM products WHERE sourc
 static const char *SQL_VARIANT_SKU = "SELECT sku FROM variants WHERE variant_id = ?1";
 static const char *SQL_VARIANT_SIZE = "SELECT size_label FROM variants WHERE variant_id = ?1";
 static const char *SQL_ATTRIBUTE_BY_CODE = "SELECT attribute_id FROM attributes WHERE code = ?1";
+static const char *SQL_PRODUCT_RENAMED_LABELS =
+	"DELETE FROM labels WHERE entity = 'product' AND source = 'api' AND entity_id IN"
+	" (SELECT product_id FROM products WHERE source_id = ?1 AND product_id <> ?2 AND source = 'api')";
 static const char *SQL_PRODUCT_RENAMED =
 	"DELETE FROM products WHERE source_id = ?1 AND product_id <> ?2 AND source = 'api'";
 
@@ -204,9 +213,20 @@ static const char *parent_reference(const struct project_ctx *c, struct scratch 
 	const char *attr_id = lookup(c, sc, SQL_ATTRIBUTE_BY_CODE, name);
 	size_t i;
 	json_t *a;
+	if (!attr_id)
+		return NULL;
+	/* Compared in a buffer of its own: a product may carry many attributes,
+	 * and the scratch slots hold this record's other columns. */
 	json_array_foreach(get(c, rec, "attributes"), i, a) {
-		const char *id = text(sc, get(c, a, "attribute_id"));
-		if (attr_id && id && strcmp(id, attr_id) == 0)
+		char id[SCRATCH_LEN];
+		json_t *aid = get(c, a, "attribute_id");
+		if (json_is_integer(aid))
+			snprintf(id, sizeof(id), "%" JSON_INTEGER_FORMAT, json_integer_value(aid));
+		else if (json_is_string(aid))
+			snprintf(id, sizeof(id), "%s", json_string_value(aid));
+		else
+			continue;
+		if (strcmp(id, attr_id) == 0)
 			return text(sc, get(c, a, "value"));
 	}
 	return NULL;
@@ -250,6 +270,19 @@ static void collected_free(char **v, size_t n)
 
 static int relink_lines(const struct project_ctx *c, char **old, size_t n_old, char *err,
 			size_t errlen);
+static int reproject(const struct project_ctx *c, enum stream s, const char *id, char *err,
+		     size_t errlen);
+
+static const char *SQL_ORDERS_OF_RAW_PRODUCT =
+	"SELECT DISTINCT order_id FROM order_lines WHERE product_id = ?1 AND source = 'api'";
+static const char *SQL_RETURNS_OF_RAW_PRODUCT =
+	"SELECT DISTINCT return_id FROM return_lines WHERE product_id = ?1 AND source = 'api'";
+static const char *SQL_ORDERS_UNFILLED =
+	"SELECT DISTINCT order_id FROM order_lines WHERE variant_id = ?1 AND source = 'api'"
+	" AND (sku IS NULL OR size_label IS NULL)";
+static const char *SQL_RETURNS_UNFILLED =
+	"SELECT DISTINCT return_id FROM return_lines WHERE variant_id = ?1 AND source = 'api'"
+	" AND (sku IS NULL OR size_label IS NULL)";
 
 static const char *SQL_PRODUCT_VARIANTS =
 	"SELECT variant_id, sku, size_id FROM variants WHERE product_id = ?1 AND source = 'api'";
@@ -295,15 +328,22 @@ static int project_product(const struct project_ctx *c, json_t *rec, char *err, 
 	int r = -EIO;
 	char **old = NULL;
 	size_t n_old = 0;
+	char **late = NULL;  /* orders, then returns, whose lines came before this product */
+	size_t n_late = 0, n_late_orders = 0;
 	/* product_id_field changed since this product was last written: its
-	 * old row goes, with its variants (ON DELETE CASCADE). */
-	sqlite3_stmt *del = store_stmt(c->st, SQL_PRODUCT_RENAMED);
-	if (!del)
-		goto out;
-	sqlite3_bind_text(del, 1, row[P_SOURCE_ID], -1, SQLITE_STATIC);
-	sqlite3_bind_text(del, 2, row[P_PRODUCT_ID], -1, SQLITE_STATIC);
-	if (sqlite3_step(del) != SQLITE_DONE)
-		goto out;
+	 * old row goes, with its variants (ON DELETE CASCADE) and its labels. */
+	static const char *const *renamed[] = { &SQL_PRODUCT_RENAMED_LABELS, &SQL_PRODUCT_RENAMED };
+	for (size_t k = 0; k < 2; k++) {
+		sqlite3_stmt *del = store_stmt(c->st, *renamed[k]);
+		if (!del)
+			goto out;
+		sqlite3_bind_text(del, 1, row[P_SOURCE_ID], -1, SQLITE_STATIC);
+		sqlite3_bind_text(del, 2, row[P_PRODUCT_ID], -1, SQLITE_STATIC);
+		int rc = sqlite3_step(del);
+		sqlite3_reset(del);
+		if (rc != SQLITE_DONE)
+			goto out;
+	}
 	if (canon_put(c->st, CANON_PRODUCTS, row, "api", &applied) < 0)
 		goto out;
 	r = 0;
@@ -319,6 +359,11 @@ static int project_product(const struct project_ctx *c, json_t *rec, char *err, 
 	}
 	size_t i;
 	json_t *v;
+	if (strcmp(row[P_SOURCE_ID], row[P_PRODUCT_ID]) != 0 &&
+	    collect(c, SQL_ORDERS_OF_RAW_PRODUCT, row[P_SOURCE_ID], 1, &late, &n_late) < 0) {
+		r = -EIO;
+		goto out;
+	}
 	json_array_foreach(get(c, rec, "sizes"), i, v) {
 		struct scratch vs = { .used = 0 };
 		const char *vr[V_COUNT] = { 0 };
@@ -331,14 +376,40 @@ static int project_product(const struct project_ctx *c, json_t *rec, char *err, 
 		vr[V_SIZE_ID] = field_text(c, &vs, v, "size_id");
 		vr[V_SIZE_LABEL] = lookup(c, &vs, SQL_SIZE_LABEL, vr[V_SIZE_ID]);
 		vr[V_STOCK] = field_text(c, &vs, v, "stock");
-		if (canon_put(c->st, CANON_VARIANTS, vr, "api", NULL) < 0) {
+		if (canon_put(c->st, CANON_VARIANTS, vr, "api", NULL) < 0 ||
+		    collect(c, SQL_ORDERS_UNFILLED, vr[V_VARIANT_ID], 1, &late, &n_late) < 0) {
 			r = -EIO;
 			goto out;
 		}
 	}
-	if (n_old)
+	n_late_orders = n_late;
+	if ((strcmp(row[P_SOURCE_ID], row[P_PRODUCT_ID]) != 0 &&
+	     collect(c, SQL_RETURNS_OF_RAW_PRODUCT, row[P_SOURCE_ID], 1, &late, &n_late) < 0)) {
+		r = -EIO;
+		goto out;
+	}
+	json_array_foreach(get(c, rec, "sizes"), i, v) {
+		char vid[SCRATCH_LEN];
+		json_t *id = get(c, v, "id");
+		if (json_is_integer(id))
+			snprintf(vid, sizeof(vid), "%" JSON_INTEGER_FORMAT, json_integer_value(id));
+		else if (json_is_string(id))
+			snprintf(vid, sizeof(vid), "%s", json_string_value(id));
+		else
+			continue;
+		if (collect(c, SQL_RETURNS_UNFILLED, vid, 1, &late, &n_late) < 0) {
+			r = -EIO;
+			goto out;
+		}
+	}
+	/* Lines written before their product or variant was known kept the raw
+	 * product id or no sku: project those orders and returns again. */
+	for (size_t k = 0; r == 0 && k < n_late; k++)
+		r = reproject(c, k < n_late_orders ? STREAM_ORDERS : STREAM_RETURNS, late[k], err, errlen);
+	if (r == 0 && n_old)
 		r = relink_lines(c, old, n_old, err, errlen);
 out:
+	collected_free(late, n_late);
 	collected_free(old, n_old);
 	free(images);
 	return r;
