@@ -1,5 +1,6 @@
 /* export.c - stream canonical rows out as RFC 4180 CSV, one SQLite step at a time. */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,12 +34,15 @@ static const char *SQL_RETURN_REASONS =
 static const char *SQL_TEMPLATE =
 	"SELECT product_id, variant_id FROM variants ORDER BY product_id, variant_id";
 
-/* One field, quoted when it must be (RFC 4180). */
+/* One field, quoted when it must be (RFC 4180), and when it begins or ends with a
+ * blank: csvin's reader (libcsv) trims blanks around unquoted fields. */
 static void put_field(FILE *f, const char *v)
 {
 	if (!v)
 		return;
-	if (!strpbrk(v, ",;\"\r\n")) {
+	size_t n = strlen(v);
+	bool blank_edge = n && (v[0] == ' ' || v[0] == '\t' || v[n - 1] == ' ' || v[n - 1] == '\t');
+	if (!blank_edge && !strpbrk(v, ",;\"\r\n")) {
 		fputs(v, f);
 		return;
 	}
