@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "export.h"
+#include "tstamp.h"
 
 const char *const export_kinds[] = { "products", "orders", "returns", "return_reasons", NULL };
 
@@ -84,9 +85,21 @@ long export_csv(sqlite3 *db, const char *kind, const char *since, FILE *f, char 
 			  : strcmp(kind, "returns") == 0 ? SQL_RETURNS
 			  : strcmp(kind, "return_reasons") == 0 ? SQL_RETURN_REASONS : NULL;
 	sqlite3_stmt *s;
+	tstamp_t since_utc;
 	if (!sql) {
 		snprintf(err, errlen, "cannot export '%s': products, orders, returns or return_reasons", kind);
 		return -EINVAL;
+	}
+	if (since) {
+		/* Compared as the mirror's UTC text: any other spelling must be converted first. */
+		time_t t;
+		if (tstamp_from_local("UTC", since, &t) < 0) {
+			snprintf(err, errlen, "--since '%s' is not a time: write 2026-11-01 or "
+				 "2026-11-01T08:00:00Z (UTC unless an offset is given)", since);
+			return -EINVAL;
+		}
+		tstamp_format(t, since_utc);
+		since = since_utc;
 	}
 	if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK) {
 		snprintf(err, errlen, "%s", sqlite3_errmsg(db));

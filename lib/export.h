@@ -13,7 +13,8 @@ extern const char *const export_kinds[];
  * Write kind ("products", "orders", "returns", "return_reasons") from the
  * mirror db to f: a header line, then one row per variant (products) or per
  * line (orders, returns), RFC 4180 quoting, UTF-8, CRLF line ends.  since
- * (UTC text or NULL) keeps records updated at or after it.  Constant memory:
+ * (an ISO 8601 or DD/MM/YYYY time, UTC unless it has an offset; NULL for all) keeps
+ * records updated at or after it.  Constant memory:
  * rows go out as SQLite steps over them.  Returns the number of rows written,
  * or -EINVAL for an unknown kind, -EIO on a database or write error (err says which).
  */
