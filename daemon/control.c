@@ -438,7 +438,7 @@ static bool client_request(struct client *cl, const char *line, size_t len)
 static bool client_lines(struct client *cl)
 {
 	size_t start = 0;
-	while (!cl->waiting && start < cl->in_len) {
+	while (!cl->waiting && start < cl->in_len && client_pending(cl) < CONTROL_OUT_PAUSE) {
 		char *nl = memchr(cl->in + start, '\n', cl->in_len - start);
 		if (!nl)
 			break;
@@ -452,7 +452,7 @@ static bool client_lines(struct client *cl)
 	}
 	memmove(cl->in, cl->in + start, cl->in_len - start);
 	cl->in_len -= start;
-	if (cl->in_len > CTL_REQUEST_MAX - 1) {
+	if (cl->in_len > CTL_REQUEST_MAX - 1 && !memchr(cl->in, '\n', cl->in_len)) {
 		/* No newline within the cap: answer once, then skip to the next line. */
 		cl->in_len = 0;
 		if (!cl->discarding) {
@@ -461,6 +461,7 @@ static bool client_lines(struct client *cl)
 							       CTL_REQUEST_MAX));
 		}
 	}
+	client_update_events(cl);
 	return true;
 }
 
@@ -469,11 +470,25 @@ static int on_client(sd_event_source *src, int fd, uint32_t revents, void *userd
 	struct client *cl = userdata;
 	(void)src;
 	sd_event_source_set_time_relative(cl->idle, CONTROL_IDLE_USEC);
-	if (revents & EPOLLOUT && !client_flush(cl))
+	if (revents & EPOLLOUT) {
+		if (!client_flush(cl))
+			return 0;
+		/* Requests held back while its replies piled up: their turn now. */
+		if (!cl->waiting && !cl->closing && client_pending(cl) < CONTROL_OUT_PAUSE &&
+		    memchr(cl->in, '\n', cl->in_len) && !client_lines(cl))
+			return 0;
+	}
+	if (!(revents & (EPOLLIN | EPOLLHUP | EPOLLERR)))
 		return 0;
-	if (!(revents & (EPOLLIN | EPOLLHUP | EPOLLERR)) || cl->waiting)
+	size_t room = sizeof(cl->in) - 1 - cl->in_len;
+	if (cl->waiting || cl->closing || client_pending(cl) >= CONTROL_OUT_PAUSE || room == 0) {
+		/* Not reading now.  A hang-up means nobody is left to answer; left
+		 * alone, the level-triggered EPOLLHUP would spin the loop. */
+		if (revents & (EPOLLHUP | EPOLLERR))
+			client_free(cl);
 		return 0;
-	ssize_t n = recv(fd, cl->in + cl->in_len, sizeof(cl->in) - 1 - cl->in_len, MSG_DONTWAIT);
+	}
+	ssize_t n = recv(fd, cl->in + cl->in_len, room, MSG_DONTWAIT);
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return 0;
 	if (n <= 0) {
