@@ -97,7 +97,9 @@ struct daemon {
 	bool stopping;
 	struct control *ctl;
 	uint64_t started_usec;
-	char status_line[256];
+	char status_line[256];            /* the last STATUS= sent */
+	uint64_t status_sent_usec;        /* when; STATUS= goes out at most once a second */
+	sd_event_source *status_timer;    /* armed while a newer line waits its turn */
 };
 
 /* runtime.c */

@@ -77,14 +77,42 @@ static void status_summary(struct daemon *d, char *line, size_t size)
 		 merchants == 1 ? "" : "s", syncing, failing, pool_queued(d->pool));
 }
 
+#define STATUS_INTERVAL_USEC 1000000ull /* a thousand merchants start and end jobs fast */
+
+static void notify_status(struct daemon *d);
+
+static int on_status_timer(sd_event_source *src, uint64_t usec, void *userdata)
+{
+	(void)src, (void)usec;
+	notify_status(userdata);
+	return 0;
+}
+
+/*
+ * Keep STATUS= current without flooding the notify socket: a changed line
+ * goes out at once when the last one is a second old, otherwise a timer
+ * sends the line current then.
+ */
 static void notify_status(struct daemon *d)
 {
 	char line[256];
 	status_summary(d, line, sizeof(line));
-	if (strcmp(line, d->status_line) != 0) {
-		snprintf(d->status_line, sizeof(d->status_line), "%s", line);
-		sd_notifyf(0, "STATUS=%s", line);
+	if (strcmp(line, d->status_line) == 0)
+		return;
+	uint64_t now = now_usec();
+	if (d->status_sent_usec && now < d->status_sent_usec + STATUS_INTERVAL_USEC) {
+		uint64_t at = d->status_sent_usec + STATUS_INTERVAL_USEC;
+		if (!d->status_timer)
+			sd_event_add_time(d->e, &d->status_timer, CLOCK_MONOTONIC, at, 0, on_status_timer, d);
+		else {
+			sd_event_source_set_time(d->status_timer, at);
+			sd_event_source_set_enabled(d->status_timer, SD_EVENT_ONESHOT);
+		}
+		return;
 	}
+	snprintf(d->status_line, sizeof(d->status_line), "%s", line);
+	d->status_sent_usec = now;
+	sd_notifyf(0, "STATUS=%s", line);
 }
 
 /* ---- jobs ---------------------------------------------------------------- */
@@ -891,6 +919,7 @@ out:
 		mstate_free(d.ms[i]);
 	free(d.ms);
 	sd_event_source_unref(d.pool_src);
+	sd_event_source_disable_unref(d.status_timer);
 	sd_event_unref(d.e);
 	cfg_unref(d.cfg);
 	return r;

@@ -99,7 +99,7 @@ def test_notify_and_stop(c):
             prog = dt.wait_until(paging, 30)
             if not c.check("the 20 000-order sync is paging", prog is not None, d.log()[-2000:]):
                 return
-            time.sleep(0.5)
+            time.sleep(1.5)  # STATUS= goes out at most once a second
             ns.poll()
             statuses = [v for _, v in notify_values(ns, "STATUS")]
             c.check("every STATUS= is the 'N merchants, X syncing, Y failing' summary",
@@ -160,7 +160,13 @@ def test_notify_and_stop(c):
             fired = dt.wait_until(lambda: emu.faults()[0]["fired"] >= 1, 30, step=0.1)
             if c.check("a restarted kleepd resumes orders and hits the stalled request",
                        fired, d.log()[-1500:]):
-                time.sleep(0.5)
+                # STATUS= goes out at most once a second: give it two.
+                def syncing_line():
+                    ns.poll()
+                    lines = [v for _, v in notify_values(ns, "STATUS")]
+                    m = STATUS_RE.match(lines[-1]) if lines else None
+                    return lines if m and m.group(2) == "1" else None
+                dt.wait_until(syncing_line, 2.5, step=0.1)
                 ns.poll()
                 statuses = [v for _, v in notify_values(ns, "STATUS")]
                 summary = d.status()["summary"]
