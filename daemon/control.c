@@ -151,6 +151,24 @@ static bool client_send(struct client *cl, char *line)
 
 /* ---- commands ------------------------------------------------------------ */
 
+/*
+ * A waiter for a job that will answer this client, which stops reading
+ * until then.  NULL (and an error reply sent) when out of memory.
+ */
+static struct waiter *client_wait(struct client *cl)
+{
+	struct waiter *w = calloc(1, sizeof(*w));
+	if (!w) {
+		client_send(cl, ctl_reply_error("internal", "out of memory"));
+		return NULL;
+	}
+	w->client = cl;
+	cl->waiter = w;
+	cl->waiting = true;
+	client_update_events(cl);
+	return w;
+}
+
 /* The merchant a request names, or an error reply sent. */
 static struct mstate *need_merchant(struct client *cl, const struct ctl_request *rq)
 {
@@ -220,15 +238,9 @@ static void cmd_sync(struct client *cl, const struct ctl_request *rq)
 		/* Answered by control_job_done when the run this request starts
 		 * ends: the waiter goes with the stream until its next job takes it.
 		 * Parked before the run is asked for, which may start it at once. */
-		struct waiter *w = calloc(1, sizeof(*w));
-		if (!w) {
-			client_send(cl, ctl_reply_error("internal", "out of memory"));
+		struct waiter *w = client_wait(cl);
+		if (!w)
 			return;
-		}
-		w->client = cl;
-		cl->waiter = w;
-		cl->waiting = true;
-		client_update_events(cl);
 		w->next = ms->s[s].waiters;
 		ms->s[s].waiters = w;
 		runtime_sync_now(d, ms, s, rq->full);
@@ -363,16 +375,11 @@ static void cmd_check(struct client *cl, const struct ctl_request *rq)
 	struct mstate *ms = need_merchant(cl, rq);
 	if (!ms)
 		return;
-	struct waiter *w = calloc(1, sizeof(*w));
-	if (!w || runtime_check(cl->ctl->d, ms, w) < 0) {
+	struct waiter *w = client_wait(cl);
+	if (w && runtime_check(cl->ctl->d, ms, w) < 0) {
+		control_waiter_drop(w, "out of memory");
 		free(w);
-		client_send(cl, ctl_reply_error("internal", "out of memory"));
-		return;
 	}
-	w->client = cl;
-	cl->waiter = w;
-	cl->waiting = true;
-	client_update_events(cl);
 }
 
 static void cmd_reproject(struct client *cl, const struct ctl_request *rq)
@@ -385,16 +392,9 @@ static void cmd_reproject(struct client *cl, const struct ctl_request *rq)
 						ms->id));
 		return;
 	}
-	struct waiter *w = calloc(1, sizeof(*w));
-	if (!w) {
-		client_send(cl, ctl_reply_error("internal", "out of memory"));
-		return;
-	}
-	w->client = cl;
-	cl->waiter = w;
-	cl->waiting = true;
-	client_update_events(cl);
-	runtime_reproject(cl->ctl->d, ms, w);
+	struct waiter *w = client_wait(cl);
+	if (w)
+		runtime_reproject(cl->ctl->d, ms, w);
 }
 
 static const struct command {

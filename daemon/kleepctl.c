@@ -347,7 +347,8 @@ int main(int argc, char **argv)
 	long n = 0;
 	int c;
 
-	while ((c = getopt_long(argc, argv, "+s:jn:h", opts, NULL)) != -1) {
+	/* GNU getopt moves the options first, so they may follow the command too. */
+	while ((c = getopt_long(argc, argv, "s:jn:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 's': socket_path = optarg; break;
 		case 'j': opt_json = true; break;
@@ -371,35 +372,14 @@ int main(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	const char *cmd = argv[optind++];
-	/* Options may also follow the command's arguments. */
 	const char *args[4] = { 0 };
 	int n_args = 0;
 	while (optind < argc) {
-		if ((c = getopt_long(argc, argv, "+s:jn:h", opts, NULL)) != -1) {
-			switch (c) {
-			case 's': socket_path = optarg; break;
-			case 'j': opt_json = true; break;
-			case 'F': full = true; break;
-			case 'w': wait = true; break;
-			case 'S': stream_opt = optarg; break;
-			case 'T': since = optarg; break;
-			case 'M': measurements = optarg; break;
-			case 'U': unit = optarg; break;
-			case 'n':
-			if (!parse_count(optarg, &n))
-				return EXIT_USAGE;
-			break;
-			default: usage(stderr); return EXIT_USAGE;
-			}
-			continue;
+		if (n_args == 4) {
+			usage(stderr);
+			return EXIT_USAGE;
 		}
-		if (optind < argc) {
-			if (n_args == 4) {
-				usage(stderr);
-				return EXIT_USAGE;
-			}
-			args[n_args++] = argv[optind++];
-		}
+		args[n_args++] = argv[optind++];
 	}
 
 	static const struct {

@@ -213,6 +213,17 @@ static void mstate_free(struct mstate *ms)
 
 static void dispatch(struct daemon *d, struct mstate *ms);
 
+/* A removed merchant's last job ended: its timers are gone and only the list refers to it. */
+static void mstate_forget(struct daemon *d, struct mstate *ms)
+{
+	for (size_t i = 0; i < d->n_ms; i++)
+		if (d->ms[i] == ms) {
+			d->ms[i] = d->ms[--d->n_ms];
+			break;
+		}
+	mstate_free(ms);
+}
+
 /* Back on the loop: record the outcome, schedule the next run, start the merchant's next job. */
 static void job_done(struct daemon *d, struct job *job)
 {
@@ -228,16 +239,10 @@ static void job_done(struct daemon *d, struct job *job)
 		control_job_done(d->ctl, job);
 		ms->job = NULL;
 		job_free(job);
-		if (ms->removed) {
-			for (size_t i = 0; i < d->n_ms; i++)
-				if (d->ms[i] == ms) {
-					d->ms[i] = d->ms[--d->n_ms];
-					break;
-				}
-			mstate_free(ms);
-			return;
-		}
-		dispatch(d, ms);
+		if (ms->removed)
+			mstate_forget(d, ms);
+		else
+			dispatch(d, ms);
 		return;
 	}
 	struct stream_rt *rt = &ms->s[job->s];
@@ -258,13 +263,7 @@ static void job_done(struct daemon *d, struct job *job)
 
 	if (ms->removed) {
 		job_free(job);
-		/* Its timers are gone and nothing refers to it but the list. */
-		for (size_t i = 0; i < d->n_ms; i++)
-			if (d->ms[i] == ms) {
-				d->ms[i] = d->ms[--d->n_ms];
-				break;
-			}
-		mstate_free(ms);
+		mstate_forget(d, ms);
 		return;
 	}
 	if (!d->stopping && rt->enabled) {
