@@ -152,6 +152,25 @@ static void t_plain_returns(void **state)
 			    "\"50211\",\"reason_id\":\"2\",\"comment\":\"trop petit\"}");
 }
 
+/* The raw record keeps every cell exactly, whatever it holds, as valid JSON. */
+static void t_raw_record_json_escapes(void **state)
+{
+	struct fx *f = *state;
+	struct csvin_result res;
+	assert_int_equal(ingest(f, CSVIN_RETURNS, "returns/a.csv",
+				RET_HEADER
+				"7001,99001,2025-01-10,1042,1,50211,2,\"say \"\"hi\"\"\\ é,\tTシャツ\n"
+				"second line\x01\"\n",
+				&res), 0);
+	assert_int_equal(res.outcome, CSVIN_APPLIED);
+	assert_int_equal(q_int(f, "SELECT json_valid(json) FROM records"), 1);
+	assert_string_equal(q_text(f, "SELECT json_extract(json, '$.comment') FROM records"),
+			    "say \"hi\"\\ é,\tTシャツ\nsecond line\x01");
+	assert_string_equal(q_text(f, "SELECT comment FROM return_lines"),
+			    "say \"hi\"\\ é,\tTシャツ\nsecond line\x01");
+	assert_int_equal(q_int(f, "SELECT json_extract(json, '$.reason_id') FROM records"), 2);
+}
+
 static void t_bom_semicolon_crlf(void **state)
 {
 	struct fx *f = *state;
@@ -517,6 +536,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(t_plain_returns, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_raw_record_json_escapes, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_bom_semicolon_crlf, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_quoted_newlines_lines, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_missing_column, setup, teardown),
