@@ -30,6 +30,7 @@ struct client {
 	struct control *ctl;
 	int fd;
 	sd_event_source *io, *idle;
+	sd_event_source *resume;  /* a deferred read of requests held while waiting */
 	char in[CTL_REQUEST_MAX + 1];
 	size_t in_len;
 	bool discarding;          /* skipping the rest of an oversized request */
@@ -65,6 +66,7 @@ static void client_free(struct client *cl)
 	c->n_clients--;
 	sd_event_source_disable_unref(cl->io);
 	sd_event_source_disable_unref(cl->idle);
+	sd_event_source_disable_unref(cl->resume);
 	close(cl->fd);
 	free(cl->out);
 	free(cl);
@@ -669,6 +671,50 @@ void control_free(struct control *c)
 	free(c);
 }
 
+/* The reply line to a job's waiter; taken by the caller. */
+static char *job_reply(const struct job *job)
+{
+	if (job->kind == JOB_CHECK)
+		return job->report ? ctl_reply_ok(json_incref(job->report))
+				   : ctl_reply_error("check_failed", "%s", job->res.message);
+	if (job->kind == JOB_REPROJECT)
+		return job->rc == 0 ? ctl_reply_ok(json_pack("{s:s,s:I,s:s}", "merchant", job->ms->id,
+							     "records", (json_int_t)job->res.rows_in,
+							     "message", job->res.message))
+				    : ctl_reply_error("reproject_failed", "%s: %s", job->ms->id,
+						      job->res.message);
+	const char *outcome = job->res.outcome ? job->res.outcome : "failed";
+	if (job->rc != 0)
+		return ctl_reply_error("run_failed", "%s/%s: %s%s%s", job->ms->id, stream_name(job->s),
+				       outcome, job->res.message[0] ? ": " : "", job->res.message);
+	return ctl_reply_ok(json_pack("{s:s,s:s,s:s,s:o,s:I,s:I,s:I,s:I,s:s}", "merchant", job->ms->id,
+				      "stream", stream_name(job->s), "outcome", outcome, "error_class",
+				      job->res.error_class ? json_string(job->res.error_class) : json_null(),
+				      "run_id", (json_int_t)job->res.run_id, "pages",
+				      (json_int_t)job->res.pages, "rows", (json_int_t)job->res.rows_in,
+				      "changed", (json_int_t)job->res.rows_changed, "message",
+				      job->res.message));
+}
+
+static int on_resume(sd_event_source *src, void *userdata)
+{
+	struct client *cl = userdata;
+	(void)src;
+	cl->resume = sd_event_source_disable_unref(cl->resume);
+	client_lines(cl);
+	return 0;
+}
+
+/*
+ * A waiting client was answered: requests it sent meanwhile are read on the
+ * next loop turn (not now: the job that answered is still being retired).
+ */
+static void client_resume(struct client *cl)
+{
+	if (!cl->resume && memchr(cl->in, '\n', cl->in_len))
+		sd_event_add_defer(cl->ctl->d->e, &cl->resume, on_resume, cl);
+}
+
 void control_job_done(struct control *c, struct job *job)
 {
 	(void)c;
@@ -677,42 +723,11 @@ void control_job_done(struct control *c, struct job *job)
 	while (w) {
 		struct waiter *next = w->next;
 		struct client *cl = w->client;
-		if (cl)
+		if (cl) {
 			cl->waiter = NULL;
-		if (cl && job->kind == JOB_CHECK) {
 			cl->waiting = false;
-			if (job->report)
-				client_send(cl, ctl_reply_ok(json_incref(job->report)));
-			else
-				client_send(cl, ctl_reply_error("check_failed", "%s", job->res.message));
-		} else if (cl && job->kind == JOB_REPROJECT) {
-			cl->waiting = false;
-			if (job->rc == 0)
-				client_send(cl, ctl_reply_ok(json_pack("{s:s,s:I,s:s}", "merchant", job->ms->id,
-								       "records", (json_int_t)job->res.rows_in,
-								       "message", job->res.message)));
-			else
-				client_send(cl, ctl_reply_error("reproject_failed", "%s: %s", job->ms->id,
-								job->res.message));
-		} else if (cl) {
-			cl->waiting = false;
-			json_t *data = json_pack("{s:s,s:s,s:s,s:o,s:I,s:I,s:I,s:I,s:s}", "merchant", job->ms->id,
-						 "stream", stream_name(job->s), "outcome",
-						 job->res.outcome ? job->res.outcome : "failed", "error_class",
-						 job->res.error_class ? json_string(job->res.error_class) : json_null(),
-						 "run_id", (json_int_t)job->res.run_id, "pages",
-						 (json_int_t)job->res.pages, "rows",
-						 (json_int_t)job->res.rows_in, "changed",
-						 (json_int_t)job->res.rows_changed, "message", job->res.message);
-			if (job->rc == 0)
-				client_send(cl, ctl_reply_ok(data));
-			else {
-				char *l = ctl_reply_error("run_failed", "%s/%s: %s%s%s", job->ms->id,
-							  stream_name(job->s), job->res.outcome ? job->res.outcome : "failed",
-							  job->res.message[0] ? ": " : "", job->res.message);
-				json_decref(data);
-				client_send(cl, l);
-			}
+			if (client_send(cl, job_reply(job)))
+				client_resume(cl);
 		}
 		free(w);
 		w = next;
@@ -725,5 +740,6 @@ void control_waiter_drop(struct waiter *w, const char *why)
 	w->client = NULL;
 	cl->waiter = NULL;
 	cl->waiting = false;
-	client_send(cl, ctl_reply_error("gone", "%s", why));
+	if (client_send(cl, ctl_reply_error("gone", "%s", why)))
+		client_resume(cl);
 }

@@ -374,7 +374,11 @@ def raw_session(sock_path, timeout=10):
 
 
 def read_reply(f):
-    line = f.readline()
+    """One reply line, or None when none comes within the socket's timeout."""
+    try:
+        line = f.readline()
+    except (socket.timeout, OSError):
+        return None
     return json.loads(line) if line else None
 
 
@@ -426,6 +430,14 @@ def test_socket(c, d, conf):
                 rs[0] and rs[0].get("ok") and "protocol" in rs[0]["data"] and
                 rs[1] and rs[1].get("error", {}).get("code") == "unknown_command" and
                 rs[2] and rs[2].get("ok") and dt.merchant_ids(rs[2]["data"]) == ["calm"], rs)
+
+        # Pipelined behind a sync --wait: answered once the run ends, without more input.
+        s.sendall(b'{"v":1,"cmd":"sync","merchant":"calm","stream":"sizes","wait":true}\n'
+                  b'{"v":1,"cmd":"version"}\n')
+        rs = [read_reply(f) for _ in range(2)]
+        c.check("socket: a request pipelined behind sync --wait is answered after the run",
+                rs[0] and rs[0].get("ok") and rs[0]["data"].get("stream") == "sizes" and
+                rs[1] and rs[1].get("ok") and "protocol" in rs[1]["data"], rs)
 
         # A request a little under the 64 KiB cap is fine; a 1 MiB line is refused once.
         pad = b'{"v":1,"cmd":"version","pad":"' + b"x" * (60 * 1024) + b'"}\n'
