@@ -322,8 +322,19 @@ static json_t *query_rows(const char *db_path, const char *sql, const char *para
 			case SQLITE_NULL:
 				json_object_set_new(row, name, json_null());
 				break;
-			default:
-				json_object_set_new(row, name, json_string((const char *)sqlite3_column_text(s, i)));
+			default: {
+				/* A remote file name may not be UTF-8: show it mended, never drop the row. */
+				json_t *v = json_string((const char *)sqlite3_column_text(s, i));
+				if (!v) {
+					char *copy = strdup((const char *)sqlite3_column_text(s, i));
+					if (copy) {
+						ctl_utf8_mend(copy);
+						v = json_string(copy);
+						free(copy);
+					}
+				}
+				json_object_set_new(row, name, v ? v : json_null());
+			}
 			}
 		}
 		json_array_append_new(rows, row);
@@ -377,6 +388,10 @@ static void cmd_check(struct client *cl, const struct ctl_request *rq)
 	struct mstate *ms = need_merchant(cl, rq);
 	if (!ms)
 		return;
+	if (cl->ctl->d->stopping) {
+		client_send(cl, ctl_reply_error("stopping", "kleepd is stopping"));
+		return;
+	}
 	struct waiter *w = client_wait(cl);
 	if (w && runtime_check(cl->ctl->d, ms, w) < 0) {
 		control_waiter_drop(w, "out of memory");
@@ -392,6 +407,10 @@ static void cmd_reproject(struct client *cl, const struct ctl_request *rq)
 	if (!ms->conf->has_wshop) {
 		client_send(cl, ctl_reply_error("usage", "merchant '%s' has no [wshop]: nothing to reproject",
 						ms->id));
+		return;
+	}
+	if (cl->ctl->d->stopping) {
+		client_send(cl, ctl_reply_error("stopping", "kleepd is stopping"));
 		return;
 	}
 	struct waiter *w = client_wait(cl);

@@ -294,7 +294,9 @@ static int on_pool(sd_event_source *src, int fd, uint32_t revents, void *userdat
 		list = next;
 	}
 	notify_status(d);
-	if (d->stopping && pool_running(d->pool) == 0 && pool_queued(d->pool) == 0)
+	/* Exit only once nothing is left: a job that ended since pool_done()
+	 * keeps the eventfd readable, and its turn comes first. */
+	if (d->stopping && pool_idle(d->pool))
 		sd_event_exit(d->e, 0);
 	return 0;
 }
@@ -442,6 +444,10 @@ static bool stream_enabled(const struct merchant_conf *m, enum stream s)
 	return s == STREAM_SFTP ? m->has_sftp : m->has_wshop;
 }
 
+static const char *SQL_STATUS_LOAD =
+	"SELECT stream, last_success, last_attempt, cursor_time, error_class, last_error, endpoint,"
+	"       unauthorized, rows_total FROM sync_state";
+
 /*
  * What the mirror already says of each stream, so status is right from the
  * start and a restart does not re-run what ran a minute ago.  Only when the
@@ -449,20 +455,41 @@ static bool stream_enabled(const struct merchant_conf *m, enum stream s)
  */
 static void mstate_load(struct daemon *d, struct mstate *ms)
 {
-	char path[4096], err[512];
-	struct store *st;
-	struct stat sb;
+	char path[4096];
+	sqlite3 *db;
+	sqlite3_stmt *q = NULL;
 	snprintf(path, sizeof(path), "%s/%s.db", d->cfg->c->daemon.state_dir, ms->id);
-	if (stat(path, &sb) < 0 || store_open(path, &st, err, sizeof(err)) < 0)
+	/* Read-only and without migrating: this runs on the loop, for every
+	 * merchant at start.  Migrations and reaping are the first job's. */
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+		sqlite3_close(db);
 		return;
-	for (int s = 0; s < STREAM_COUNT; s++) {
-		struct store_state state;
-		if (store_state_get(st, stream_name(s), &state) == 0)
-			stream_take_state(&ms->s[s], &state);
-		store_state_clear(&state);
 	}
-	store_run_reap(st, "");
-	store_close(st);
+	sqlite3_busy_timeout(db, 1000);
+	if (sqlite3_prepare_v2(db, SQL_STATUS_LOAD, -1, &q, NULL) == SQLITE_OK) {
+		while (sqlite3_step(q) == SQLITE_ROW) {
+			int s = stream_from_name((const char *)sqlite3_column_text(q, 0));
+			if (s < 0)
+				continue;
+			struct store_state st = { 0 };
+			const char *v;
+#define COL(i, field) \
+	if ((v = (const char *)sqlite3_column_text(q, i))) \
+		st.field = (char *)v
+			COL(1, last_success);
+			COL(2, last_attempt);
+			COL(3, cursor_time);
+			COL(4, error_class);
+			COL(5, last_error);
+			COL(6, endpoint);
+#undef COL
+			st.unauthorized = sqlite3_column_int(q, 7) != 0;
+			st.rows_total = sqlite3_column_int64(q, 8);
+			stream_take_state(&ms->s[s], &st); /* copies: st's strings stay the statement's */
+		}
+	}
+	sqlite3_finalize(q);
+	sqlite3_close(db);
 }
 
 /* Timers of one merchant from its settings: first runs spread, later ones from the last success. */
@@ -482,8 +509,9 @@ static void mstate_arm(struct daemon *d, struct mstate *ms, bool settings_change
 		if (!rt->enabled) {
 			if (rt->timer)
 				sd_event_source_set_enabled(rt->timer, SD_EVENT_OFF);
-			rt->due = false;
+			rt->due = rt->full = false;
 			rt->next_usec = 0;
+			waiters_drop(&rt->waiters, "the stream was turned off by a reload");
 			continue;
 		}
 		if (was && !settings_changed)
@@ -556,6 +584,19 @@ static int merchants_apply(struct daemon *d)
 	for (size_t i = 0; i < c->n_merchants; i++) {
 		if (runtime_merchant(d, c->merchants[i].id))
 			continue;
+		/* Removed while its job still runs, and back already: the same
+		 * state again, so the merchant still has at most one job. */
+		struct mstate *back = NULL;
+		for (size_t k = 0; k < d->n_ms && !back; k++)
+			if (d->ms[k]->removed && strcmp(d->ms[k]->id, c->merchants[i].id) == 0)
+				back = d->ms[k];
+		if (back) {
+			back->removed = false;
+			back->conf = &c->merchants[i];
+			mstate_arm(d, back, true);
+			log_info(MCTX(back), "merchant added back");
+			continue;
+		}
 		struct mstate *ms = mstate_new(d, &c->merchants[i]);
 		if (!ms)
 			return -ENOMEM;
@@ -662,7 +703,7 @@ const char *runtime_stream_state(const struct mstate *ms, enum stream s)
 	const struct stream_rt *rt = &ms->s[s];
 	if (!rt->enabled)
 		return "disabled";
-	if (ms->job && ms->job->s == s)
+	if (ms->job && ms->job->kind == JOB_SYNC && ms->job->s == s)
 		return atomic_load(&ms->job->started) ? "running" : "queued";
 	if (ms->paused)
 		return "paused";
@@ -673,9 +714,22 @@ const char *runtime_stream_state(const struct mstate *ms, enum stream s)
 	return "idle";
 }
 
+/* A string for status, or null; text that is not valid UTF-8 (a file name
+ * from a merchant's server) is shown with '?' rather than dropping the stream. */
 static json_t *str_or_null(const char *s)
 {
-	return s && *s ? json_string(s) : json_null();
+	if (!s || !*s)
+		return json_null();
+	json_t *v = json_string(s);
+	if (!v) {
+		char *copy = strdup(s);
+		if (copy) {
+			ctl_utf8_mend(copy);
+			v = json_string(copy);
+			free(copy);
+		}
+	}
+	return v ? v : json_null();
 }
 
 static json_t *stream_status(struct daemon *d, struct mstate *ms, enum stream s)
@@ -708,7 +762,7 @@ static json_t *stream_status(struct daemon *d, struct mstate *ms, enum stream s)
 		json_object_set_new(o, "next_run", json_null());
 		json_object_set_new(o, "next_in_s", json_null());
 	}
-	if (ms->job && ms->job->s == s && atomic_load(&ms->job->started))
+	if (ms->job && ms->job->kind == JOB_SYNC && ms->job->s == s && atomic_load(&ms->job->started))
 		json_object_set_new(o, "progress",
 				    json_pack("{s:I,s:I}", "pages",
 					      (json_int_t)atomic_load(&ms->job->progress.pages), "rows",
@@ -833,7 +887,7 @@ static void begin_stop(struct daemon *d)
 		job_done(d, job);
 		list = next;
 	}
-	if (pool_running(d->pool) == 0)
+	if (pool_idle(d->pool))
 		sd_event_exit(d->e, 0);
 }
 

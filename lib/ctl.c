@@ -121,7 +121,7 @@ static size_t utf8_len(const unsigned char *p)
 
 /* Make text valid UTF-8 in place: a sequence cut by the buffer's end is
  * dropped, a broken one becomes '?', so the message still goes out. */
-static void utf8_mend(char *text)
+void ctl_utf8_mend(char *text)
 {
 	unsigned char *p = (unsigned char *)text;
 	while (*p) {
@@ -151,7 +151,7 @@ char *ctl_reply_error(const char *code, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	utf8_mend(msg);
+	ctl_utf8_mend(msg);
 	return line_of(json_pack("{s:b,s:{s:s,s:s}}", "ok", 0, "error", "code", code, "message", msg));
 }
 

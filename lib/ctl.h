@@ -36,6 +36,9 @@ void ctl_request_free(struct ctl_request *req);
 char *ctl_reply_ok(json_t *data);
 char *ctl_reply_error(const char *code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Make text valid UTF-8 in place: a sequence cut at the end is dropped, a broken one becomes '?'. */
+void ctl_utf8_mend(char *text);
+
 /* Client side: connect to the socket at path; the fd, or -errno. */
 int ctl_connect(const char *path);
 

@@ -1,6 +1,7 @@
 /* log.c - journald with structured fields, or one plain line per message on stderr. */
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -14,7 +15,7 @@
 #define LOG_LINE_MAX 2048 /* bytes of one message; longer ones are cut, never overflowed */
 
 static bool log_to_journal;
-static int log_level = LOG_INFO;
+static atomic_int log_level = LOG_INFO; /* set on reload by the loop, read by every thread */
 
 static const char *const log_level_names[] = {
 	[LOG_EMERG] = "emerg", [LOG_ALERT] = "alert", [LOG_CRIT] = "crit",

@@ -6,7 +6,9 @@
 #include <sys/stat.h>
 
 #include "merchant.h"
+#include "log.h"
 #include "scan.h"
+#include "tstamp.h"
 
 int merchant_open(const struct config *c, const struct merchant_conf *m, struct merchant **out,
 		  char *err, size_t errlen)
@@ -118,6 +120,14 @@ int merchant_run(struct merchant *mr, enum stream s, bool full, atomic_bool *sto
 		snprintf(res->message, sizeof(res->message), "merchant %s has no %s section for %s",
 			 mr->conf->id, s == STREAM_SFTP ? "[sftp]" : "[wshop]", stream_name(s));
 		return -EINVAL;
+	}
+	/* A run left 'running' was cut short by a process that died: this
+	 * merchant has one job at a time, so it is not another job's. */
+	tstamp_t now;
+	tstamp_now(now);
+	if (store_run_reap(mr->st, now) < 0) {
+		struct log_ctx lc = { mr->conf->id, stream_name(s), 0 };
+		log_warning(&lc, "cannot mark interrupted runs: %s", store_errmsg(mr->st));
 	}
 	if (s == STREAM_SFTP)
 		return run_scan(mr, stop, res);

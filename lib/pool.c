@@ -127,6 +127,14 @@ struct pool_job *pool_drain(struct pool *s)
 	return list;
 }
 
+bool pool_idle(struct pool *s)
+{
+	pthread_mutex_lock(&s->lock);
+	bool idle = !s->head && s->n_running == 0 && !s->done_head;
+	pthread_mutex_unlock(&s->lock);
+	return idle;
+}
+
 int pool_queued(struct pool *s)
 {
 	pthread_mutex_lock(&s->lock);

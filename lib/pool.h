@@ -27,6 +27,9 @@ struct pool_job *pool_done(struct pool *s);
 /* Take the jobs still queued, not started (a list through ->next), e.g. at shutdown. */
 struct pool_job *pool_drain(struct pool *s);
 
+/* No job queued, running, or finished and not yet taken by pool_done(). */
+bool pool_idle(struct pool *s);
+
 /* Jobs waiting, and jobs running now. */
 int pool_queued(struct pool *s);
 int pool_running(struct pool *s);

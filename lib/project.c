@@ -76,8 +76,11 @@ static int field_time(const struct project_ctx *c, struct scratch *sc, json_t *o
 	*out = NULL;
 	if (!v || !*v)
 		return 0;
+	/* A date that does not parse ("0000-00-00 00:00:00") is kept as none:
+	 * the record is still mirrored, whole in the raw layer, and the stream
+	 * goes on; project_identity reports it. */
 	if (tstamp_from_local(c->m->timezone, v, &t) < 0)
-		return -EINVAL;
+		return 0;
 	char *b = scratch_take(sc);
 	tstamp_format(t, b);
 	*out = b;
@@ -193,13 +196,17 @@ int project_identity(const struct project_ctx *c, enum stream s, json_t *rec,
 			 PROJECT_ID_MAX - 1);
 		return -EINVAL;
 	}
-	if (field_time(c, &sc, rec, "date_upd", &when) < 0) {
-		snprintf(err, errlen, "%s %s: '%s' is not a date", stream_name(s), id,
-			 profile_field(c->p, "date_upd"));
-		return -EINVAL;
-	}
-	if (when)
+	field_time(c, &sc, rec, "date_upd", &when);
+	if (when) {
 		snprintf(updated, TSTAMP_LEN, "%s", when);
+		return 0;
+	}
+	const char *raw = json_string_value(get(c, rec, "date_upd"));
+	if (raw && *raw) {
+		snprintf(err, errlen, "%s %s: '%s' is not a date (\"%.40s\"); kept without one",
+			 stream_name(s), id, profile_field(c->p, "date_upd"), raw);
+		return 1;
+	}
 	return 0;
 }
 

@@ -21,8 +21,9 @@ struct project_ctx {
 
 /*
  * The record's natural id (stringified) and its modification time as UTC
- * text ("" when the record has none).  -EINVAL when the id is missing or
- * the time does not parse; err says which.
+ * text ("" when the record has none).  -EINVAL when the id is missing; 1 when
+ * the time is there but does not parse (updated is "", err says so: the
+ * record is kept, without a time); 0 otherwise.
  */
 int project_identity(const struct project_ctx *c, enum stream s, json_t *rec,
 		     char id[PROJECT_ID_MAX], tstamp_t updated, char *err, size_t errlen);

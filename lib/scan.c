@@ -628,6 +628,9 @@ static int errno_of(int e)
 }
 
 /* sync_runs and sync_state say how the scan ended. */
+static const char *SQL_SFTP_ROWS =
+	"SELECT count(*) FROM records WHERE source = 'sftp' AND deleted = 0";
+
 static void record_end(struct scan *sc, int r)
 {
 	struct scan_result *res = sc->res;
@@ -657,7 +660,12 @@ static void record_end(struct scan *sc, int r)
 		store_state_set(&ss.last_success, end);
 		store_state_set(&ss.last_error, NULL);
 		store_state_set(&ss.error_class, NULL);
-		ss.rows_total += res->rows;
+		/* What the SFTP files hold now, not a sum: a changed file re-applies its rows. */
+		sqlite3_stmt *q = store_stmt(sc->st, SQL_SFTP_ROWS);
+		if (q && sqlite3_step(q) == SQLITE_ROW)
+			ss.rows_total = sqlite3_column_int64(q, 0);
+		if (q)
+			sqlite3_reset(q);
 	} else if (r != -EAGAIN) {
 		store_state_set(&ss.last_error, res->error);
 		store_state_set(&ss.error_class, res->error_class);

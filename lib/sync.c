@@ -126,9 +126,14 @@ static int apply_page(struct run *r, json_t *records)
 
 		if (pii_scrub(job->profile, r->s, job->pii_key, rec, hash) < 0)
 			log_warning(&r->log, "a personal-data field had nothing to hash; dropped");
-		if (project_identity(&r->pc, r->s, rec, id, updated, r->res->message,
-				     sizeof(r->res->message)) < 0)
+		int ir = project_identity(&r->pc, r->s, rec, id, updated, r->res->message,
+					  sizeof(r->res->message));
+		if (ir < 0)
 			return -EPROTO;
+		if (ir > 0) {
+			log_warning(&r->log, "%s", r->res->message);
+			r->res->message[0] = 0;
+		}
 		char *json = json_dumps(rec, JSON_COMPACT | JSON_SORT_KEYS);
 		if (!json)
 			return -ENOMEM;
@@ -328,6 +333,11 @@ int sync_run(struct sync_job *job, enum stream s, struct sync_result *res)
 		snprintf(res->message, sizeof(res->message), "%s", store_errmsg(job->st));
 		res->outcome = "failed";
 		res->error = WSHOP_ERR_CONFIG;
+		if (run_id) {
+			struct store_run run = { .run_id = run_id, .stream = r.name, .outcome = "failed",
+						 .error = res->message, .error_class = "config" };
+			store_run_finish(job->st, &run, r.now);
+		}
 		return -EIO;
 	}
 	res->run_id = r.log.run_id = run_id;
@@ -336,6 +346,10 @@ int sync_run(struct sync_job *job, enum stream s, struct sync_result *res)
 
 	window_open(&r, run_id);
 	rc = window_filter(&r);
+	if (rc < 0)
+		snprintf(res->message, sizeof(res->message), "cannot express the window's start %s "
+			 "in the shop's time zone %s", r.state.window_from ? r.state.window_from : "",
+			 job->m->timezone);
 	if (rc == 0)
 		rc = read_window(&r);
 	if (rc == 0)

@@ -523,6 +523,10 @@ static void take_message(const struct wshop *w, json_t *reply, struct attempt *a
 	size_t i;
 	for (i = 0; m[i] && i < WSHOP_MSG_MAX; i++)
 		a->msg[i] = (unsigned char)m[i] < 0x20 || m[i] == 0x7f ? ' ' : m[i];
+	/* Cut at a character, not inside one: the text goes into JSON replies. */
+	if (m[i])
+		while (i > 0 && ((unsigned char)m[i] & 0xC0) == 0x80)
+			i--;
 	a->msg[i] = 0;
 }
 
