@@ -2,6 +2,7 @@
 #include <errno.h>
 
 #include "unit.h"
+#include "unit_sql.h"
 
 #include "canon.h"
 #include "profile.h"
@@ -99,47 +100,10 @@ static int64_t reproject(struct fixture *f)
 	return n;
 }
 
-static int query_int(struct fixture *f, const char *sql)
-{
-	sqlite3_stmt *s;
-	assert_int_equal(sqlite3_prepare_v2(store_db(f->st), sql, -1, &s, NULL), SQLITE_OK);
-	assert_int_equal(sqlite3_step(s), SQLITE_ROW);
-	int v = sqlite3_column_int(s, 0);
-	sqlite3_finalize(s);
-	return v;
-}
-
-/* Every row of a query, columns joined by '|' (NULL as "~"), rows by '\n'. */
-static char *rows(struct fixture *f, const char *sql)
-{
-	sqlite3_stmt *s;
-	char *out = NULL;
-	size_t len = 0;
-	FILE *m = open_memstream(&out, &len);
-	if (sqlite3_prepare_v2(store_db(f->st), sql, -1, &s, NULL) != SQLITE_OK)
-		fail_msg("%s: %s", sql, sqlite3_errmsg(store_db(f->st)));
-	while (sqlite3_step(s) == SQLITE_ROW) {
-		for (int i = 0; i < sqlite3_column_count(s); i++) {
-			const char *v = (const char *)sqlite3_column_text(s, i);
-			fprintf(m, "%s%s", i ? "|" : "", v ? v : "~");
-		}
-		fputc('\n', m);
-	}
-	sqlite3_finalize(s);
-	fclose(m);
-	return out;
-}
-
-static void expect_rows(struct fixture *f, const char *sql, const char *want)
-{
-	char *got = rows(f, sql);
-	if (strcmp(got, want) != 0) {
-		print_error("%s\n--- got:\n%s--- want:\n%s", sql, got, want);
-		free(got);
-		fail();
-	}
-	free(got);
-}
+/* The mirror's query helpers (unit_sql.h), on the fixture's store. */
+#define query_int(f, sql) unit_query_int(store_db((f)->st), sql)
+#define rows(f, sql) unit_rows(store_db((f)->st), sql)
+#define expect_rows(f, sql, want) unit_expect_rows(store_db((f)->st), sql, want)
 
 /* The canonical tables whole, to tell whether anything changed. */
 static char *canonical_dump(struct fixture *f)
