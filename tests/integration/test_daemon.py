@@ -412,10 +412,55 @@ def test_unit(c):
             shutil.rmtree(root, ignore_errors=True)
 
 
+def test_readd_while_running(c):
+    """A merchant removed and added back while its job runs keeps one job on its mirror."""
+    with kt.TempDir(prefix="kleep-daemon-readd-") as tmp, \
+            kt.Emulator(products=20, orders=20000, returns=5) as emu:
+        big = kt.Merchant("big", emu, overrides={"paging.limit": 25})
+        conf, sock = dt.write_daemon_config(tmp, [big])
+        db = kt.db_path(conf, "big")
+        path = os.path.join(tmp, "merchants.d", "big.conf")
+        # Orders pages held at 50 ms each: the orders run lasts while we reload twice.
+        emu.faults([{"endpoint": "/orders/get", "kind": "stall", "seconds": 0.05, "count": 100000}])
+        with dt.Daemon(conf, sock) as d:
+            def orders_paging():
+                p = (dt.streams_of(d.status(), "big") or {}).get("orders", {}).get("progress")
+                return p if p and p["pages"] >= 3 else None
+            if not c.check("re-add: the big orders sync is paging", dt.wait_until(orders_paging, 30),
+                           d.log()[-1500:]):
+                return
+            saved = open(path).read()
+            os.unlink(path)
+            d.signal(signal.SIGHUP)
+            c.check("re-add: removed from status after the first reload",
+                    dt.wait_until(lambda: dt.merchant_ids(d.status()) == [] or None, 5),
+                    dt.merchant_ids(d.status()))
+            with open(path, "w") as f:
+                f.write(saved)
+            d.signal(signal.SIGHUP)
+            c.check("re-add: listed once again after the second reload",
+                    dt.wait_until(lambda: dt.merchant_ids(d.status()) == ["big"] or None, 5),
+                    dt.merchant_ids(d.status()))
+            # Its first runs would come due within seconds if it were a new merchant: watch.
+            most_jobs = most_rows = 0
+            deadline = time.monotonic() + 7
+            while time.monotonic() < deadline:
+                most_jobs = max(most_jobs, d.status()["jobs_running"])
+                most_rows = max(most_rows, kt.query(
+                    db, "SELECT count(*) FROM sync_runs WHERE outcome = 'running'")[0][0])
+                time.sleep(0.1)
+            c.check("re-add: never two jobs at once for the one merchant", most_jobs <= 1,
+                    f"{most_jobs} jobs running at once")
+            c.check("re-add: never two runs at once on its mirror", most_rows <= 1,
+                    f"{most_rows} runs 'running' at once")
+            st = dt.streams_of(d.status(), "big") or {}
+            c.equal("re-add: the orders run goes on", st.get("orders", {}).get("state"), "running")
+
+
 def main():
     c = kt.Checks()
-    for t in (test_notify_and_stop, test_watchdog_pid, test_reload, test_first_runs_reference_first,
-              test_unit):
+    for t in (test_notify_and_stop, test_watchdog_pid, test_reload, test_readd_while_running,
+              test_first_runs_reference_first, test_unit):
         t0 = time.monotonic()
         try:
             t(c)
