@@ -67,24 +67,21 @@ static const char *field_text(const struct project_ctx *c, struct scratch *sc, j
 	return text(sc, get(c, obj, name));
 }
 
-/* A shop-local time field as UTC text, NULL when absent; -EINVAL when it does not parse. */
-static int field_time(const struct project_ctx *c, struct scratch *sc, json_t *obj, const char *name,
-		      const char **out)
+/*
+ * A shop-local time field as UTC text, or NULL when it is absent or does not
+ * parse ("0000-00-00 00:00:00"): the record is still mirrored, whole in the
+ * raw layer, and its stream goes on; project_identity reports such a date.
+ */
+static const char *field_time(const struct project_ctx *c, struct scratch *sc, json_t *obj,
+			      const char *name)
 {
 	const char *v = json_string_value(get(c, obj, name));
 	time_t t;
-	*out = NULL;
-	if (!v || !*v)
-		return 0;
-	/* A date that does not parse ("0000-00-00 00:00:00") is kept as none:
-	 * the record is still mirrored, whole in the raw layer, and the stream
-	 * goes on; project_identity reports it. */
-	if (tstamp_from_local(c->m->timezone, v, &t) < 0)
-		return 0;
+	if (!v || !*v || tstamp_from_local(c->m->timezone, v, &t) < 0)
+		return NULL;
 	char *b = scratch_take(sc);
 	tstamp_format(t, b);
-	*out = b;
-	return 0;
+	return b;
 }
 
 /* One text column from a lookup query with one text parameter; NULL when no row. */
@@ -196,7 +193,7 @@ int project_identity(const struct project_ctx *c, enum stream s, json_t *rec,
 			 PROJECT_ID_MAX - 1);
 		return -EINVAL;
 	}
-	field_time(c, &sc, rec, "date_upd", &when);
+	when = field_time(c, &sc, rec, "date_upd");
 	if (when) {
 		snprintf(updated, TSTAMP_LEN, "%s", when);
 		return 0;
@@ -275,10 +272,8 @@ static void collected_free(char **v, size_t n)
 	free(v);
 }
 
-static int relink_lines(const struct project_ctx *c, char **old, size_t n_old, char *err,
-			size_t errlen);
-static int reproject(const struct project_ctx *c, enum stream s, const char *id, char *err,
-		     size_t errlen);
+static int relink_lines(const struct project_ctx *c, char **old, size_t n_old);
+static int reproject(const struct project_ctx *c, enum stream s, const char *id);
 
 static const char *SQL_ORDERS_OF_RAW_PRODUCT =
 	"SELECT DISTINCT order_id FROM order_lines WHERE product_id = ?1 AND source = 'api'";
@@ -322,11 +317,7 @@ static int project_product(const struct project_ctx *c, json_t *rec, char *err, 
 	row[P_IMAGES] = images;
 	row[P_DEPARTMENT_ID] = field_text(c, &sc, rec, "department_id");
 	row[P_CATEGORY] = lookup(c, &sc, SQL_DEPARTMENT_LABEL, row[P_DEPARTMENT_ID]);
-	if (field_time(c, &sc, rec, "date_upd", &row[P_UPDATED_AT]) < 0) {
-		free(images);
-		snprintf(err, errlen, "product %s: bad date", row[P_SOURCE_ID]);
-		return -EINVAL;
-	}
+	row[P_UPDATED_AT] = field_time(c, &sc, rec, "date_upd");
 	json_t *active = get(c, rec, "active");
 	row[P_DEACTIVATED] = json_is_false(active) || (json_is_integer(active) && !json_integer_value(active))
 			     ? "1" : "0";
@@ -412,9 +403,9 @@ static int project_product(const struct project_ctx *c, json_t *rec, char *err, 
 	/* Lines written before their product or variant was known kept the raw
 	 * product id or no sku: project those orders and returns again. */
 	for (size_t k = 0; r == 0 && k < n_late; k++)
-		r = reproject(c, k < n_late_orders ? STREAM_ORDERS : STREAM_RETURNS, late[k], err, errlen);
+		r = reproject(c, k < n_late_orders ? STREAM_ORDERS : STREAM_RETURNS, late[k]);
 	if (r == 0 && n_old)
-		r = relink_lines(c, old, n_old, err, errlen);
+		r = relink_lines(c, old, n_old);
 out:
 	collected_free(late, n_late);
 	collected_free(old, n_old);
@@ -439,7 +430,18 @@ static void line_refs(const struct project_ctx *c, struct scratch *sc, json_t *l
 		*size_label = lookup(c, sc, SQL_VARIANT_SIZE, *variant_id);
 }
 
-static int project_order(const struct project_ctx *c, json_t *rec, char *err, size_t errlen)
+/* A line's number: its id, else its place in the record (from 1). */
+static const char *line_no(const struct project_ctx *c, struct scratch *sc, json_t *line, size_t i)
+{
+	const char *id = field_text(c, sc, line, "id");
+	if (id)
+		return id;
+	char *b = scratch_take(sc);
+	snprintf(b, SCRATCH_LEN, "%zu", i + 1);
+	return b;
+}
+
+static int project_order(const struct project_ctx *c, json_t *rec)
 {
 	struct scratch sc = { .used = 0 };
 	const char *row[O_COUNT] = { 0 };
@@ -451,11 +453,8 @@ static int project_order(const struct project_ctx *c, json_t *rec, char *err, si
 	row[O_CURRENCY] = field_text(c, &sc, rec, "currency");
 	/* pii_scrub left the customer as its keyed hash. */
 	row[O_CUSTOMER_HASH] = json_string_value(get(c, rec, "customer"));
-	if (field_time(c, &sc, rec, "date_add", &row[O_ORDERED_AT]) < 0 ||
-	    field_time(c, &sc, rec, "date_upd", &row[O_UPDATED_AT]) < 0) {
-		snprintf(err, errlen, "order %s: bad date", row[O_ORDER_ID]);
-		return -EINVAL;
-	}
+	row[O_ORDERED_AT] = field_time(c, &sc, rec, "date_add");
+	row[O_UPDATED_AT] = field_time(c, &sc, rec, "date_upd");
 	if (canon_put(c->st, CANON_ORDERS, row, "api", &applied) < 0)
 		return -EIO;
 	if (!applied)
@@ -468,12 +467,7 @@ static int project_order(const struct project_ctx *c, json_t *rec, char *err, si
 		struct scratch ls = { .used = 0 };
 		const char *lr[OL_COUNT] = { 0 };
 		lr[OL_ORDER_ID] = row[O_ORDER_ID];
-		lr[OL_LINE_NO] = field_text(c, &ls, l, "id");
-		if (!lr[OL_LINE_NO]) {
-			snprintf(ls.slot[0], SCRATCH_LEN, "%zu", i + 1);
-			lr[OL_LINE_NO] = ls.slot[0];
-			ls.used = 1;
-		}
+		lr[OL_LINE_NO] = line_no(c, &ls, l, i);
 		line_refs(c, &ls, l, &lr[OL_PRODUCT_ID], &lr[OL_VARIANT_ID], &lr[OL_SKU],
 			  &lr[OL_SIZE_LABEL]);
 		lr[OL_QUANTITY] = field_text(c, &ls, l, "quantity");
@@ -484,7 +478,7 @@ static int project_order(const struct project_ctx *c, json_t *rec, char *err, si
 	return 0;
 }
 
-static int project_return(const struct project_ctx *c, json_t *rec, char *err, size_t errlen)
+static int project_return(const struct project_ctx *c, json_t *rec)
 {
 	struct scratch sc = { .used = 0 };
 	const char *row[R_COUNT] = { 0 };
@@ -492,11 +486,8 @@ static int project_return(const struct project_ctx *c, json_t *rec, char *err, s
 
 	row[R_RETURN_ID] = field_text(c, &sc, rec, "id");
 	row[R_ORDER_ID] = field_text(c, &sc, rec, "order_id");
-	if (field_time(c, &sc, rec, "date_add", &row[R_RETURNED_AT]) < 0 ||
-	    field_time(c, &sc, rec, "date_upd", &row[R_UPDATED_AT]) < 0) {
-		snprintf(err, errlen, "return %s: bad date", row[R_RETURN_ID]);
-		return -EINVAL;
-	}
+	row[R_RETURNED_AT] = field_time(c, &sc, rec, "date_add");
+	row[R_UPDATED_AT] = field_time(c, &sc, rec, "date_upd");
 	if (canon_put(c->st, CANON_RETURNS, row, "api", &applied) < 0)
 		return -EIO;
 	if (!applied)
@@ -509,12 +500,7 @@ static int project_return(const struct project_ctx *c, json_t *rec, char *err, s
 		struct scratch ls = { .used = 0 };
 		const char *lr[RL_COUNT] = { 0 };
 		lr[RL_RETURN_ID] = row[R_RETURN_ID];
-		lr[RL_LINE_NO] = field_text(c, &ls, l, "id");
-		if (!lr[RL_LINE_NO]) {
-			snprintf(ls.slot[0], SCRATCH_LEN, "%zu", i + 1);
-			lr[RL_LINE_NO] = ls.slot[0];
-			ls.used = 1;
-		}
+		lr[RL_LINE_NO] = line_no(c, &ls, l, i);
 		lr[RL_ORDER_ID] = row[R_ORDER_ID];
 		line_refs(c, &ls, l, &lr[RL_PRODUCT_ID], &lr[RL_VARIANT_ID], &lr[RL_SKU],
 			  &lr[RL_SIZE_LABEL]);
@@ -545,8 +531,7 @@ static bool same(const char *a, const char *b)
 }
 
 /* Project an order or return again from its raw record, so its lines see the catalog now. */
-static int reproject(const struct project_ctx *c, enum stream s, const char *id, char *err,
-		     size_t errlen)
+static int reproject(const struct project_ctx *c, enum stream s, const char *id)
 {
 	char **js = NULL;
 	size_t n = 0;
@@ -556,8 +541,8 @@ static int reproject(const struct project_ctx *c, enum stream s, const char *id,
 		if (!rec)
 			r = -EIO;
 		else
-			r = s == STREAM_ORDERS ? project_order(c, rec, err, errlen)
-					       : project_return(c, rec, err, errlen);
+			r = s == STREAM_ORDERS ? project_order(c, rec)
+					       : project_return(c, rec);
 		json_decref(rec);
 	}
 	collected_free(js, n);
@@ -571,8 +556,7 @@ static int reproject(const struct project_ctx *c, enum stream s, const char *id,
  * date equals one built afresh from the same source.  old holds (variant_id,
  * sku, size_id) triples from before the update.
  */
-static int relink_lines(const struct project_ctx *c, char **old, size_t n_old, char *err,
-			size_t errlen)
+static int relink_lines(const struct project_ctx *c, char **old, size_t n_old)
 {
 	char **orders = NULL, **returns = NULL;
 	size_t n_orders = 0, n_returns = 0;
@@ -593,9 +577,9 @@ static int relink_lines(const struct project_ctx *c, char **old, size_t n_old, c
 				? -EIO : 0;
 	}
 	for (size_t i = 0; r == 0 && i < n_orders; i++)
-		r = reproject(c, STREAM_ORDERS, orders[i], err, errlen);
+		r = reproject(c, STREAM_ORDERS, orders[i]);
 	for (size_t i = 0; r == 0 && i < n_returns; i++)
-		r = reproject(c, STREAM_RETURNS, returns[i], err, errlen);
+		r = reproject(c, STREAM_RETURNS, returns[i]);
 	collected_free(orders, n_orders);
 	collected_free(returns, n_returns);
 	return r;
@@ -654,9 +638,9 @@ int project_record(const struct project_ctx *c, enum stream s, json_t *rec, char
 	case STREAM_PRODUCTS:
 		return project_product(c, rec, err, errlen);
 	case STREAM_ORDERS:
-		return project_order(c, rec, err, errlen);
+		return project_order(c, rec);
 	case STREAM_RETURNS:
-		return project_return(c, rec, err, errlen);
+		return project_return(c, rec);
 	default:
 		return project_reference(c, s, rec);
 	}
