@@ -210,6 +210,9 @@ def test_golive(c, tmp):
             c.check("golive again: exit 1, nothing to do", g.rc == 1 and "still points" in g.err, g)
 
             test_rebind(c, d, db, mfile, prod, m)
+            rc = d.stop()
+            c.check("kleepd stops cleanly, no sanitizer report", rc == 0 and not re.search(
+                r"Sanitizer|runtime error:|Segmentation|Assertion", d.log()), d.log()[-2000:])
 
 
 # --------------------------------------------------------------------------- rebind
