@@ -418,6 +418,21 @@ static void cmd_reproject(struct client *cl, const struct ctl_request *rq)
 		runtime_reproject(cl->ctl->d, ms, w);
 }
 
+/* golive and rebind: the merchant's next job, answered when it ends (admin commands). */
+static void cmd_rebind(struct client *cl, const struct ctl_request *rq)
+{
+	struct mstate *ms = need_merchant(cl, rq);
+	if (!ms)
+		return;
+	if (cl->ctl->d->stopping) {
+		client_send(cl, ctl_reply_error("stopping", "kleepd is stopping"));
+		return;
+	}
+	struct waiter *w = client_wait(cl);
+	if (w)
+		runtime_rebind(cl->ctl->d, ms, strcmp(rq->cmd, "golive") == 0, w);
+}
+
 static const struct command {
 	const char *name;
 	void (*run)(struct client *cl, const struct ctl_request *rq);
@@ -426,6 +441,7 @@ static const struct command {
 	{ "pause", cmd_pause },     { "resume", cmd_pause },    { "reload", cmd_reload },
 	{ "metrics", cmd_metrics }, { "runs", cmd_query },      { "files", cmd_query },
 	{ "rejects", cmd_query },   { "check", cmd_check },     { "reproject", cmd_reproject },
+	{ "golive", cmd_rebind },   { "rebind", cmd_rebind },
 };
 
 /* One request line; false when the client is gone. */
@@ -690,6 +706,18 @@ void control_free(struct control *c)
 	free(c);
 }
 
+/* The reply to golive or rebind: what was done, or why not (the mirror is untouched then). */
+static char *rebind_reply(const struct job *job)
+{
+	const char *cmd = job->kind == JOB_GOLIVE ? "golive" : "rebind";
+	if (job->rc != 0)
+		return ctl_reply_error(job->rc == -EALREADY ? "nothing_to_do"
+				       : job->rc == -EINVAL || job->rc == -ENOENT ? "refused" : "failed",
+				       "%s %s: %s", cmd, job->ms->id, job->res.message);
+	return ctl_reply_ok(json_pack("{s:s,s:s,s:s}", "merchant", job->ms->id, "command", cmd,
+				      "message", job->res.message));
+}
+
 /* The reply line to a job's waiter; taken by the caller. */
 static char *job_reply(const struct job *job)
 {
@@ -702,6 +730,8 @@ static char *job_reply(const struct job *job)
 							     "message", job->res.message))
 				    : ctl_reply_error("reproject_failed", "%s: %s", job->ms->id,
 						      job->res.message);
+	if (job->kind == JOB_GOLIVE || job->kind == JOB_REBIND)
+		return rebind_reply(job);
 	const char *outcome = job->res.outcome ? job->res.outcome : "failed";
 	if (job->rc != 0)
 		return ctl_reply_error("run_failed", "%s/%s: %s%s%s", job->ms->id, stream_name(job->s),

@@ -33,6 +33,10 @@ static void usage(FILE *f)
 		"  pause MERCHANT | resume MERCHANT  stop or restart scheduling a merchant\n"
 		"  check MERCHANT                    onboarding: credentials, endpoints, SFTP, data readiness\n"
 		"  reproject MERCHANT                rebuild the canonical tables from the raw records\n"
+		"  golive MERCHANT                   archive the mirror, start a fresh one from the\n"
+		"                                    configured source, sync every stream in full\n"
+		"  rebind MERCHANT                   the same shop moved: accept its new address,\n"
+		"                                    keep the data and cursors\n"
 		"  export MERCHANT KIND [--since T]  products|orders|returns|return_reasons as CSV on stdout\n"
 		"  dimensions-template MERCHANT [--measurements LIST] [--unit U]\n"
 		"                                    CSV to fill in and drop in SFTP misc/\n"
@@ -141,8 +145,8 @@ static void jint(json_t *o, const char *key, char *buf, size_t size)
 
 static void print_status(json_t *data)
 {
-	struct table t = { .n_cols = 9, .head = { "MERCHANT", "STREAM", "STATE", "LAST SUCCESS", "AGE",
-						   "ROWS", "PROGRESS", "NEXT", "ERROR" } };
+	struct table t = { .n_cols = 10, .head = { "MERCHANT", "ENV", "STREAM", "STATE", "LAST SUCCESS",
+						    "AGE", "ROWS", "PROGRESS", "NEXT", "ERROR" } };
 	size_t i, j;
 	json_t *m, *s;
 	printf("kleepd %s: %s\n\n", jstr(data, "version"), jstr(data, "summary"));
@@ -169,8 +173,8 @@ static void print_status(json_t *data)
 					 jstr(s, "last_error") ? jstr(s, "last_error") : "");
 			char state[40];
 			snprintf(state, sizeof(state), "%s", jstr(s, "state"));
-			table_row(&t, jstr(m, "merchant"), jstr(s, "stream"), state, jstr(s, "last_success"),
-				  age, rows, prog, next, err);
+			table_row(&t, jstr(m, "merchant"), jstr(m, "environment"), jstr(s, "stream"), state,
+				  jstr(s, "last_success"), age, rows, prog, next, err);
 		}
 	}
 	table_print(&t);
@@ -390,6 +394,7 @@ int main(int argc, char **argv)
 		{ "resume", 1, 1 }, { "files", 1, 1 },   { "rejects", 1, 2 }, { "metrics", 0, 0 },
 		{ "reload", 0, 0 }, { "version", 0, 0 }, { "check", 1, 1 },
 		{ "reproject", 1, 1 }, { "export", 2, 2 }, { "dimensions-template", 1, 1 },
+		{ "golive", 1, 1 },    { "rebind", 1, 1 },
 	};
 	int k = -1;
 	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
@@ -426,9 +431,10 @@ int main(int argc, char **argv)
 		return EXIT_UNREACHABLE;
 	}
 	json_t *reply;
-	/* A check probes the shop and the SFTP server, a reproject rewrites the mirror:
-	 * give them minutes, not seconds. */
-	bool slow = strcmp(cmd, "check") == 0 || strcmp(cmd, "reproject") == 0;
+	/* A check probes the shop and the SFTP server, a reproject rewrites the mirror,
+	 * a golive copies it (after the merchant's running job): give them minutes, not seconds. */
+	bool slow = strcmp(cmd, "check") == 0 || strcmp(cmd, "reproject") == 0 ||
+		    strcmp(cmd, "golive") == 0 || strcmp(cmd, "rebind") == 0;
 	int r = ctl_call(fd, rq, &reply, wait ? -1 : slow ? 3600000 : 30000);
 	close(fd);
 	if (r < 0) {
@@ -467,6 +473,8 @@ int main(int argc, char **argv)
 		       (long long)json_integer_value(json_object_get(data, "schema")));
 	} else if (json_is_array(data)) {
 		print_rows(data);
+	} else if (jstr(data, "command") && jstr(data, "message")) {
+		printf("%s: %s\n", jstr(data, "merchant"), jstr(data, "message"));
 	} else if (strcmp(cmd, "sync") == 0 && jstr(data, "outcome")) {
 		printf("%s/%s: %s, %lld pages, %lld rows, %lld changed\n", jstr(data, "merchant"),
 		       jstr(data, "stream"), jstr(data, "outcome"),

@@ -55,6 +55,7 @@ struct mstate {
 	struct job *job;                  /* queued or running; at most one per merchant */
 	bool paused, removed;
 	struct waiter *reproject;         /* a reproject asked for: runs as the next job */
+	struct waiter *golive, *rebind;   /* asked for likewise (lib/source.h) */
 };
 
 /* A control client waiting for a job's end (kleepctl sync --wait). */
@@ -65,7 +66,7 @@ struct waiter {
 
 struct job {
 	struct pool_job pj;               /* first: the pool hands this back */
-	enum { JOB_SYNC, JOB_CHECK, JOB_REPROJECT } kind;
+	enum { JOB_SYNC, JOB_CHECK, JOB_REPROJECT, JOB_GOLIVE, JOB_REBIND } kind;
 	struct mstate *ms;                /* NULL for a check: it may outlive the merchant */
 	struct cfg *cfg;                  /* a reference, so reload cannot free conf under us */
 	const struct merchant_conf *conf;
@@ -110,6 +111,9 @@ int runtime_sync_now(struct daemon *d, struct mstate *ms, int s, bool full);
 void runtime_pause(struct daemon *d, struct mstate *ms, bool paused);
 /* Rebuild ms's canonical tables from its raw layer as its next job; waiter gets the outcome. */
 void runtime_reproject(struct daemon *d, struct mstate *ms, struct waiter *waiter);
+/* Go live (archive the mirror, start fresh, full sync) or rebind ms as its next job; waiter gets
+ * the outcome. */
+void runtime_rebind(struct daemon *d, struct mstate *ms, bool golive, struct waiter *waiter);
 /* Run the onboarding check of ms on the pool; waiter is answered with its report. */
 int runtime_check(struct daemon *d, struct mstate *ms, struct waiter *waiter);
 int runtime_reload(struct daemon *d, char *err, size_t errlen);

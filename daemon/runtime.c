@@ -16,6 +16,7 @@
 #include "kleepd.h"
 #include "log.h"
 #include "reproject.h"
+#include "source.h"
 
 #define FIRST_RUN_SPREAD_USEC (5 * 1000000ull)   /* first runs spread over 5 s */
 #define JITTER_PERCENT 10                          /* each interval +/- 10% */
@@ -117,6 +118,21 @@ static void notify_status(struct daemon *d)
 
 /* ---- jobs ---------------------------------------------------------------- */
 
+/* On a worker thread: golive or rebind, with the merchant's mirror to itself; closes mr. */
+static void rebind_work(struct job *job, struct merchant *mr)
+{
+	struct log_ctx lc = { job->conf->id, NULL, 0 };
+	char archive[4096];
+	if (job->kind == JOB_GOLIVE)
+		job->rc = source_golive(&mr->st, mr->db_path, job->conf, &lc, archive, sizeof(archive),
+					job->res.message, sizeof(job->res.message));
+	else
+		job->rc = source_rebind(mr->st, job->conf, &lc, job->res.message,
+					sizeof(job->res.message));
+	job->res.outcome = job->rc == 0 ? "success" : "failed";
+	merchant_close(mr);
+}
+
 /* On a worker thread: open the mirror, run, read back the stream's state. */
 static void job_work(struct pool_job *pj)
 {
@@ -138,6 +154,10 @@ static void job_work(struct pool_job *pj)
 		snprintf(job->res.message, sizeof(job->res.message), "%s", err);
 		struct log_ctx lc = { job->conf->id, stream_name(job->s), 0 };
 		log_err(&lc, "%s", err);
+		goto out;
+	}
+	if (job->kind == JOB_GOLIVE || job->kind == JOB_REBIND) {
+		rebind_work(job, mr);
 		goto out;
 	}
 	if (job->kind == JOB_REPROJECT) {
@@ -201,6 +221,8 @@ static void mstate_free(struct mstate *ms)
 {
 	/* Operators still waiting for a reproject get an answer from control_free or a closed socket. */
 	waiters_drop(&ms->reproject, "the merchant was removed before the job ran");
+	waiters_drop(&ms->golive, "the merchant was removed before the job ran");
+	waiters_drop(&ms->rebind, "the merchant was removed before the job ran");
 	for (int s = 0; s < STREAM_COUNT; s++)
 		waiters_drop(&ms->s[s].waiters, "the merchant was removed before the run started");
 	for (int s = 0; s < STREAM_COUNT; s++) {
@@ -224,6 +246,24 @@ static void mstate_forget(struct daemon *d, struct mstate *ms)
 	mstate_free(ms);
 }
 
+/*
+ * A golive or rebind ended.  On success every stream runs now: after a golive
+ * in full, into the fresh mirror, whose empty state status shows at once; a
+ * failure was logged by lib/source.c and is the waiter's answer.
+ */
+static void rebind_done(struct daemon *d, struct job *job)
+{
+	struct mstate *ms = job->ms;
+	bool golive = job->kind == JOB_GOLIVE;
+	if (job->rc != 0)
+		return;
+	for (int s = 0; s < STREAM_COUNT && golive; s++) {
+		stream_take_state(&ms->s[s], &(struct store_state){ 0 });
+		ms->s[s].failures = 0;
+	}
+	runtime_sync_now(d, ms, -1, golive); /* dispatched when this job is retired */
+}
+
 /* Back on the loop: record the outcome, schedule the next run, start the merchant's next job. */
 static void job_done(struct daemon *d, struct job *job)
 {
@@ -233,9 +273,13 @@ static void job_done(struct daemon *d, struct job *job)
 		return;
 	}
 	struct mstate *ms = job->ms;
-	if (job->kind == JOB_REPROJECT) {
+	if (job->kind == JOB_GOLIVE || job->kind == JOB_REBIND)
+		rebind_done(d, job);
+	else if (job->kind == JOB_REPROJECT) {
 		struct log_ctx lc = { ms->id, NULL, 0 };
 		log_msg(job->rc == 0 ? LOG_NOTICE : LOG_ERR, &lc, NULL, "reproject: %s", job->res.message);
+	}
+	if (job->kind != JOB_SYNC) {
 		control_job_done(d->ctl, job);
 		ms->job = NULL;
 		job_free(job);
@@ -319,9 +363,25 @@ static struct job *job_new(struct daemon *d, struct mstate *ms, int kind)
 	return job;
 }
 
+/* A golive or rebind asked for: the merchant's next job, before the syncs, even when paused. */
+static bool dispatch_rebind(struct daemon *d, struct mstate *ms)
+{
+	struct waiter **list = ms->golive ? &ms->golive : ms->rebind ? &ms->rebind : NULL;
+	if (!list)
+		return false;
+	struct job *job = job_new(d, ms, list == &ms->golive ? JOB_GOLIVE : JOB_REBIND);
+	if (!job)
+		return true;
+	job->waiters = *list;
+	*list = NULL;
+	ms->job = job;
+	pool_submit(d->pool, &job->pj);
+	return true;
+}
+
 static void dispatch(struct daemon *d, struct mstate *ms)
 {
-	if (ms->job || ms->removed || d->stopping)
+	if (ms->job || ms->removed || d->stopping || dispatch_rebind(d, ms))
 		return;
 	if (ms->reproject) {
 		/* Asked for by an operator: before the syncs, even when paused. */
@@ -413,6 +473,14 @@ void runtime_reproject(struct daemon *d, struct mstate *ms, struct waiter *waite
 {
 	waiter->next = ms->reproject;
 	ms->reproject = waiter;
+	dispatch(d, ms);
+}
+
+void runtime_rebind(struct daemon *d, struct mstate *ms, bool golive, struct waiter *waiter)
+{
+	struct waiter **list = golive ? &ms->golive : &ms->rebind;
+	waiter->next = *list;
+	*list = waiter;
 	dispatch(d, ms);
 }
 
@@ -549,6 +617,17 @@ struct mstate *runtime_merchant(struct daemon *d, const char *id)
 	return NULL;
 }
 
+/*
+ * A reload points ms elsewhere (another environment, API address or SFTP
+ * root): its streams run now, so that a mirror bound to the old source
+ * refuses at once, before any request, and status says so.
+ */
+static void source_moved(struct daemon *d, struct mstate *ms)
+{
+	log_notice(MCTX(ms), "the configuration points to another source: checking the mirror's");
+	runtime_sync_now(d, ms, -1, false);
+}
+
 /* Bring the merchant list in line with d->cfg: add, update, remove. */
 static int merchants_apply(struct daemon *d)
 {
@@ -565,8 +644,11 @@ static int merchants_apply(struct daemon *d)
 			continue;
 		const struct merchant_conf *m = config_merchant(c, ms->id);
 		if (m) {
+			bool moved = !source_conf_same(ms->conf, m);
 			ms->conf = m;
 			mstate_arm(d, ms, true);
+			if (moved)
+				source_moved(d, ms);
 			continue;
 		}
 		/* Removed: no more timers; freed now, or when its job ends. */
@@ -771,6 +853,17 @@ static json_t *stream_status(struct daemon *d, struct mstate *ms, enum stream s)
 	return o;
 }
 
+/* "source": where the configuration points, for status (the mirror's own is in a stopped stream's error). */
+static void status_source(const struct mstate *ms, json_t *o)
+{
+	struct source src;
+	char text[SOURCE_TEXT_MAX];
+	if (o && source_from_conf(ms->conf, &src, text, sizeof(text)) == 0) {
+		source_describe(&src, text, sizeof(text));
+		json_object_set_new(o, "source", json_string(text));
+	}
+}
+
 static json_t *merchant_status(struct daemon *d, struct mstate *ms)
 {
 	json_t *streams = json_array();
@@ -781,9 +874,11 @@ static json_t *merchant_status(struct daemon *d, struct mstate *ms)
 	}
 	char db[4200];
 	snprintf(db, sizeof(db), "%s/%s.db", d->cfg->c->daemon.state_dir, ms->id);
-	return json_pack("{s:s,s:s,s:b,s:s,s:o}", "merchant", ms->id, "environment",
-			 ms->conf->environment == ENV_PREPROD ? "preprod" : "production", "paused",
-			 ms->paused, "db", db, "streams", streams);
+	json_t *o = json_pack("{s:s,s:s,s:b,s:s,s:o}", "merchant", ms->id, "environment",
+			      source_environment_name(ms->conf->environment), "paused", ms->paused,
+			      "db", db, "streams", streams);
+	status_source(ms, o);
+	return o;
 }
 
 json_t *runtime_status(struct daemon *d, struct mstate *ms)
@@ -873,6 +968,8 @@ static void begin_stop(struct daemon *d)
 	/* Runs asked for and not queued yet will not happen either. */
 	for (size_t i = 0; i < d->n_ms; i++) {
 		waiters_drop(&d->ms[i]->reproject, "kleepd is stopping");
+		waiters_drop(&d->ms[i]->golive, "kleepd is stopping");
+		waiters_drop(&d->ms[i]->rebind, "kleepd is stopping");
 		for (int s = 0; s < STREAM_COUNT; s++)
 			waiters_drop(&d->ms[i]->s[s].waiters, "kleepd is stopping");
 	}

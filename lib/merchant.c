@@ -8,6 +8,7 @@
 #include "merchant.h"
 #include "log.h"
 #include "scan.h"
+#include "source.h"
 #include "tstamp.h"
 
 int merchant_open(const struct config *c, const struct merchant_conf *m, struct merchant **out,
@@ -110,6 +111,36 @@ static int run_scan(struct merchant *mr, atomic_bool *stop, struct merchant_resu
 	return r;
 }
 
+/*
+ * A run refused before any request: the mirror's source is not the configured
+ * one, or cannot be read.  Recorded as a failed run of class config, in the
+ * run history and in the stream's state, so status says why.
+ */
+static int refuse_run(struct merchant *mr, enum stream s, int rc, struct merchant_result *res)
+{
+	struct store_state st;
+	struct log_ctx lc = { mr->conf->id, stream_name(s), 0 };
+	tstamp_t now;
+	tstamp_now(now);
+	res->outcome = "failed";
+	res->error_class = "config";
+	if (store_run_start(mr->st, lc.stream, now, &res->run_id) == 0) {
+		struct store_run run = { .run_id = res->run_id, .stream = lc.stream, .outcome = "failed",
+					 .error = res->message, .error_class = "config" };
+		store_run_finish(mr->st, &run, now);
+	}
+	if (store_state_get(mr->st, lc.stream, &st) == 0) {
+		store_state_set(&st.last_attempt, now);
+		store_state_set(&st.last_error, res->message);
+		store_state_set(&st.error_class, "config");
+		store_state_put(mr->st, lc.stream, &st);
+		store_state_clear(&st);
+	}
+	lc.run_id = res->run_id;
+	log_msg(LOG_ERR, &lc, LOG_MSGID_RUN_FAILED, "run refused (config): %s", res->message);
+	return rc;
+}
+
 int merchant_run(struct merchant *mr, enum stream s, bool full, atomic_bool *stop,
 		 struct sync_progress *progress, struct merchant_result *res)
 {
@@ -129,6 +160,10 @@ int merchant_run(struct merchant *mr, enum stream s, bool full, atomic_bool *sto
 		struct log_ctx lc = { mr->conf->id, stream_name(s), 0 };
 		log_warning(&lc, "cannot mark interrupted runs: %s", store_errmsg(mr->st));
 	}
+	struct log_ctx mlc = { mr->conf->id, NULL, 0 };
+	int rc = source_verify(mr->st, mr->conf, &mlc, res->message, sizeof(res->message));
+	if (rc < 0)
+		return refuse_run(mr, s, rc, res);
 	if (s == STREAM_SFTP)
 		return run_scan(mr, stop, res);
 

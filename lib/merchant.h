@@ -27,7 +27,7 @@ struct merchant_result {
 	const char *outcome;      /* "success", "failed", "interrupted" */
 	const char *error_class;  /* NULL on success */
 	int64_t run_id, pages, rows_in, rows_changed, requests;
-	char message[512];
+	char message[2048];  /* names both sources when a mismatch stops a run */
 };
 
 /*

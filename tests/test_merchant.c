@@ -132,6 +132,44 @@ static void test_unreachable_shop_fails_transient(void **state)
 	unit_rmtree(dir);
 }
 
+static void test_moved_source_refused_before_any_request(void **state)
+{
+	(void)state;
+	char *dir = unit_tmpdir(), err[1024];
+	char *w;
+	assert_true(asprintf(&w, "%sprofile.retry.attempts = 1\n", WSHOP) > 0);
+	struct config *c = load(dir, w);
+	free(w);
+	struct merchant *mr;
+	struct merchant_result res;
+	assert_int_equal(merchant_open(c, &c->merchants[0], &mr, err, sizeof(err)), 0);
+	/* The first run binds the mirror to the shop on port 9 (and fails: nothing listens). */
+	assert_true(merchant_run(mr, STREAM_ORDERS, false, NULL, NULL, &res) < 0);
+	assert_string_equal(res.error_class, "transient");
+	assert_true(res.requests > 0);
+	merchant_close(mr);
+
+	/* The file now names another shop: the run stops before a single request. */
+	free(c->merchants[0].wshop.api_url);
+	c->merchants[0].wshop.api_url = strdup("http://127.0.0.1:10/api");
+	c->merchants[0].environment = ENV_PREPROD;
+	assert_int_equal(merchant_open(c, &c->merchants[0], &mr, err, sizeof(err)), 0);
+	assert_int_equal(merchant_run(mr, STREAM_ORDERS, false, NULL, NULL, &res), -EXDEV);
+	assert_int_equal(res.requests, 0);
+	assert_string_equal(res.outcome, "failed");
+	assert_string_equal(res.error_class, "config");
+	assert_non_null(strstr(res.message, "production (API http://127.0.0.1:9)"));
+	assert_non_null(strstr(res.message, "preprod (API http://127.0.0.1:10/api)"));
+	/* Status reads it from the mirror, and the run history keeps it. */
+	unit_expect_rows(store_db(mr->st), "SELECT stream, error_class FROM sync_state",
+			 "orders|config\n");
+	unit_expect_rows(store_db(mr->st), "SELECT outcome, error_class FROM sync_runs ORDER BY run_id",
+			 "failed|transient\nfailed|config\n");
+	merchant_close(mr);
+	config_free(c);
+	unit_rmtree(dir);
+}
+
 static void test_missing_profile_is_refused(void **state)
 {
 	(void)state;
@@ -154,6 +192,7 @@ int main(void)
 		cmocka_unit_test(test_open_makes_mirror_and_key),
 		cmocka_unit_test(test_sftp_only_has_no_api_streams),
 		cmocka_unit_test(test_unreachable_shop_fails_transient),
+		cmocka_unit_test(test_moved_source_refused_before_any_request),
 		cmocka_unit_test(test_missing_profile_is_refused),
 	};
 	return cmocka_run_group_tests_name("merchant", tests, NULL, NULL);

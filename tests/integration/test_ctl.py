@@ -33,7 +33,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import kleeptest as kt  # noqa: E402
 import daemontest as dt  # noqa: E402
 
-STATUS_COLUMNS = ("MERCHANT", "STREAM", "STATE", "LAST SUCCESS", "AGE", "ROWS", "PROGRESS",
+STATUS_COLUMNS = ("MERCHANT", "ENV", "STREAM", "STATE", "LAST SUCCESS", "AGE", "ROWS", "PROGRESS",
                   "NEXT", "ERROR")
 STREAM_KEYS = ("stream", "state", "last_success", "age_s", "cursor", "rows_total", "next_run",
                "next_in_s", "error_class", "last_error", "interval_s")
@@ -118,11 +118,11 @@ def test_commands(c, d, emu, conf):
     c.check("status: a summary line first ('kleepd V: N merchants, X syncing, Y failing')",
             re.match(r"kleepd \S+: \d+ merchants?, \d+ syncing, \d+ failing", h.out), h.out[:300])
     rows = [line.split() for line in h.out.splitlines()[3:] if line.strip()]
-    c.equal("status: one row per merchant and stream", sorted({(r[0], r[1]) for r in rows}),
+    c.equal("status: one row per merchant and stream", sorted({(r[0], r[2]) for r in rows}),
             sorted((m, s) for m in ("calm", "shop") for s in kt.STREAMS))
-    calm_orders = [r for r in rows if r[:2] == ["calm", "orders"]]
-    c.check("status: calm/orders idle with its 200 rows",
-            calm_orders and calm_orders[0][2] == "idle" and "200" in calm_orders[0], calm_orders)
+    calm_orders = [r for r in rows if r[:3] == ["calm", "production", "orders"]]
+    c.check("status: calm/orders, environment production, idle with its 200 rows",
+            calm_orders and calm_orders[0][3] == "idle" and "200" in calm_orders[0], calm_orders)
     data = jload(j)
     ok = j.rc == 0 and data and STATUS_RE.match(data.get("summary", "")) and \
         dt.merchant_ids(data) == ["calm", "shop"]
