@@ -150,7 +150,7 @@ struct ctx {
 	const struct csvin_opts *o;
 	struct csvin_result *res;
 	bool dry;                  /* the second pass over a rejected file: rejects only */
-	const char *tz;
+	const struct tz *tz;
 	const char *lang0;         /* the merchant's first language */
 	tstamp_t now;
 
@@ -1303,7 +1303,7 @@ static void ctx_init(struct ctx *x, struct store *st, const struct csvin_opts *o
 	x->o = o;
 	x->res = res;
 	x->dry = dry;
-	x->tz = o->m && o->m->timezone ? o->m->timezone : "Europe/Paris";
+	x->tz = o->m ? o->m->tz : NULL;
 	x->lang0 = o->m && o->m->n_languages > 0 ? o->m->languages[0] : "fr";
 	tstamp_now(x->now);
 	memset(res, 0, sizeof(*res));
@@ -1389,7 +1389,7 @@ int csvin_apply(struct store *st, const struct csvin_opts *o, FILE *f, struct cs
 	int r;
 
 	ctx_init(&x, st, o, res, false);
-	if (!o->m || !o->path || (unsigned)o->kind >= CSVIN_KIND_COUNT) {
+	if (!o->m || !o->m->tz || !o->path || (unsigned)o->kind >= CSVIN_KIND_COUNT) {
 		snprintf(res->reason, sizeof(res->reason), "csvin: kind, path and merchant are required");
 		return -EINVAL;
 	}

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 
 #include "unit.h"
+#include "unit_fixture.h"
 
 #include "config.h"
 
@@ -13,16 +14,9 @@
 static void put(const char *dir, const char *name, mode_t mode, const char *text)
 {
 	char path[1024];
-	int fd;
-
 	snprintf(path, sizeof(path), "%s/merchants.d", dir);
 	mkdir(path, 0755);
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, mode);
-	assert_true(fd >= 0);
-	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
-	assert_int_equal(fchmod(fd, mode), 0); /* the umask may have cut the mode */
-	close(fd);
+	free(unit_write(dir, name, mode, text));
 }
 
 /* config_load on dir/kleepd.conf; errors collected into *errs (caller frees). */
@@ -179,6 +173,7 @@ static void test_load_good(void **state)
 	assert_string_equal(m->languages[0], "en");
 	assert_string_equal(m->languages[2], "de");
 	assert_string_equal(m->timezone, "Europe/Paris");
+	assert_string_equal(tz_name(m->tz), "Europe/Paris"); /* the table, loaded now */
 	assert_true(m->has_wshop && m->has_sftp);
 	assert_true(m->wshop.rate_limit == 0.5);
 	assert_int_equal(m->wshop.poll_usec[STREAM_RETURNS], 60000000ULL);
@@ -199,6 +194,7 @@ static void test_load_good(void **state)
 	assert_false(m->has_wshop);
 	assert_int_equal(m->sftp.port, 2222);
 	assert_int_equal(m->sftp.poll_usec, 300000000ULL);
+	assert_ptr_equal(m->tz, config_merchant(c, "acme")->tz); /* one table per zone */
 	assert_null(config_merchant(c, "nobody"));
 
 	/* the summary names the user and the URL, never the password */
