@@ -20,6 +20,7 @@
 
 #include <openssl/evp.h>
 
+#include "hex.h"
 #include "scan.h"
 #include "sftp.h"
 #include "tstamp.h"
@@ -521,8 +522,7 @@ static int take(struct scan *sc, struct cand *c, char *err, size_t errlen)
 		r = -EIO;
 		goto out;
 	}
-	for (unsigned i = 0; i < mdlen; i++)
-		snprintf(sha + 2 * i, 3, "%02x", md[i]);
+	hex_encode(md, mdlen, sha);
 
 	if (c->done_sha && c->done_outcome && strcmp(c->done_sha, sha) == 0) {
 		log_info(&sc->log, "%s: same content as the version already processed (%s); "
