@@ -1,6 +1,7 @@
 /* test_tstamp.c - UTC text and shop-local conversion, daylight-saving edges included,
  * checked against glibc's own reading of the same zone files. */
 #include <errno.h>
+#include <pthread.h>
 #include <time.h>
 
 #include "unit.h"
@@ -338,6 +339,62 @@ static void test_bad_names_and_files_are_refused(void **state)
 	unit_rmtree(dir);
 }
 
+/* ---- workers share one table ---- */
+
+#define SHARED_THREADS 4
+#define SHARED_WALLS 20000
+
+struct shared {
+	const struct tz *z[2];
+	time_t want[2][SHARED_WALLS];
+	int wrong;
+};
+
+static void shared_wall(int i, tstamp_t text)
+{
+	tstamp_format(utc("2020-01-01T00:00:00Z") + (time_t)i * 7919, text); /* ~5 years */
+	text[10] = ' ';
+	text[19] = 0;
+}
+
+static void *shared_worker(void *arg)
+{
+	struct shared *sh = arg;
+	for (int i = 0; i < SHARED_WALLS; i++) {
+		tstamp_t text;
+		char back[32];
+		time_t t;
+		shared_wall(i, text);
+		for (int k = 0; k < 2; k++)
+			if (tstamp_from_local(sh->z[k], text, &t) != 0 || t != sh->want[k][i] ||
+			    tstamp_to_local(sh->z[k], t, "%H:%M", back, sizeof(back)) != 0)
+				__atomic_add_fetch(&sh->wrong, 1, __ATOMIC_RELAXED);
+	}
+	return NULL;
+}
+
+/* Threads converting at once through the same tables get what one thread gets: no shared
+ * state is written (make check-tsan runs this under ThreadSanitizer). */
+static void test_threads_share_a_table(void **state)
+{
+	(void)state;
+	static struct shared sh;
+	pthread_t th[SHARED_THREADS];
+	sh.z[0] = zone("Europe/Paris");
+	sh.z[1] = zone("Australia/Lord_Howe");
+	for (int i = 0; i < SHARED_WALLS; i++) {
+		tstamp_t text;
+		shared_wall(i, text);
+		for (int k = 0; k < 2; k++)
+			assert_int_equal(tstamp_from_local(sh.z[k], text, &sh.want[k][i]), 0);
+	}
+	for (int i = 0; i < SHARED_THREADS; i++)
+		assert_int_equal(pthread_create(&th[i], NULL, shared_worker, &sh), 0);
+	for (int i = 0; i < SHARED_THREADS; i++)
+		pthread_join(th[i], NULL);
+	assert_int_equal(sh.wrong, 0);
+}
+
 static int teardown_zones(void **state)
 {
 	(void)state;
@@ -359,6 +416,7 @@ int main(void)
 		cmocka_unit_test(test_footer_rule_past_the_last_transition),
 		cmocka_unit_test(test_tzdir_read_at_load_time),
 		cmocka_unit_test(test_bad_names_and_files_are_refused),
+		cmocka_unit_test(test_threads_share_a_table),
 	};
 	return cmocka_run_group_tests_name("tstamp", tests, NULL, teardown_zones);
 }
