@@ -104,6 +104,8 @@ struct hdr {
 static const char *read_header(struct cur *c, struct hdr *h)
 {
 	const unsigned char *p = take(c, 44);
+	if (!p && c->left >= 4 && memcmp(c->p, "TZif", 4) == 0)
+		return "truncated header";
 	if (!p || memcmp(p, "TZif", 4) != 0)
 		return TZ_NOT_TZIF;
 	h->version = p[4];
