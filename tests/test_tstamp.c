@@ -285,6 +285,83 @@ static void test_footer_rule_past_the_last_transition(void **state)
 	unit_rmtree(dir);
 }
 
+/* ---- footer rules on their own, in files written here ---- */
+
+static size_t put_be(unsigned char *p, uint64_t v, int bytes)
+{
+	for (int i = 0; i < bytes; i++)
+		p[i] = (unsigned char)(v >> (8 * (bytes - 1 - i)));
+	return (size_t)bytes;
+}
+
+/* A TZif header with this many transitions, one type and 4 bytes of abbreviations. */
+static size_t put_header(unsigned char *p, uint32_t transitions)
+{
+	memcpy(p, "TZif2", 5);
+	memset(p + 5, 0, 15);
+	const uint32_t cnt[6] = { 0, 0, 0, transitions, 1, 4 };
+	for (int i = 0; i < 6; i++)
+		put_be(p + 20 + 4 * i, cnt[i], 4);
+	return 44;
+}
+
+/* dir/name: one transition, in 1900, to a type "XXX" at UTC; footer rules from then on. */
+static void write_footer_zone(const char *dir, const char *name, const char *footer)
+{
+	unsigned char buf[512];
+	size_t n = put_header(buf, 0);
+	n += put_be(buf + n, 0, 6);
+	memcpy(buf + n, "XXX", 4), n += 4;
+	n += put_header(buf + n, 1);
+	n += put_be(buf + n, (uint64_t)(int64_t)-2208988800LL, 8);
+	buf[n++] = 0;
+	n += put_be(buf + n, 0, 6);
+	memcpy(buf + n, "XXX", 4), n += 4;
+	n += (size_t)snprintf((char *)buf + n, sizeof(buf) - n, "\n%s\n", footer);
+	char *path = unit_write(dir, name, 0644, "");
+	FILE *f = fopen(path, "wb");
+	assert_int_equal(fwrite(buf, 1, n, f), n);
+	fclose(f);
+	free(path);
+}
+
+/* The POSIX TZ forms RFC 8536 footers use, each read as glibc reads it. */
+static void test_footer_forms_agree_with_glibc(void **state)
+{
+	(void)state;
+	static const char *const footers[] = {
+		"CET-1CEST,M3.5.0,M10.5.0/3",
+		"EST5EDT,M3.2.0,M11.1.0",
+		"<+1030>-10:30<+11>-11,M10.1.0,M4.1.0",  /* half an hour, south */
+		"IST-1GMT0,M10.5.0,M3.5.0/1",            /* daylight time in winter */
+		"<-03>3<-02>,M3.5.0/-2,M10.5.0/-1",      /* negative times of day */
+		"AAA3BBB,J60/2,J300/2",                  /* Julian days without Feb 29 */
+		"AAA3BBB,59/2,300/2",                    /* zero-based days with it */
+		"<+0330>-3:30",                          /* no daylight time */
+		"<-0245>2:45<-0115>1:15,M4.5.6/26,M10.5.6/26:30:15", /* past midnight */
+	};
+	char *dir = unit_tmpdir(), zdir[4096], name[32];
+	snprintf(zdir, sizeof(zdir), "%s/zi", dir);
+	setenv("TZDIR", zdir, 1);
+	for (size_t i = 0; i < sizeof(footers) / sizeof(footers[0]); i++) {
+		snprintf(name, sizeof(name), "zi/F%zu", i);
+		write_footer_zone(dir, name, footers[i]);
+		/* from 1972: glibc counts every POSIX rule year up to 1970 from 1970-01-01 */
+		compare_with_glibc(name + 3, utc("1972-01-01T00:00:00Z"), utc("2110-01-01T00:00:00Z"),
+				   86400 + 3 * 3600 + 7 * 60 + 13);
+	}
+	/* Daylight time all year (RFC 8536 §3.3.1's example).  glibc evaluates only the UTC
+	 * year's rule, and so has standard time in the hours before each new year. */
+	write_footer_zone(dir, "zi/Always", "EST5EDT,0/0,J365/25");
+	const time_t at[] = { utc("2030-01-01T02:00:00Z"), utc("2030-01-01T06:00:00Z"),
+			      utc("2030-07-01T00:00:00Z"), utc("2030-12-31T23:59:59Z") };
+	for (size_t i = 0; i < sizeof(at) / sizeof(at[0]); i++)
+		assert_int_equal(tstamp_offset(zone("Always"), at[i]), -4 * 3600);
+	expect_local("Always", "2030-01-01 00:00:00", "2030-01-01T04:00:00Z");
+	unsetenv("TZDIR");
+	unit_rmtree(dir);
+}
+
 static void test_tzdir_read_at_load_time(void **state)
 {
 	(void)state;
@@ -414,6 +491,7 @@ int main(void)
 		cmocka_unit_test(test_garbage_is_refused),
 		cmocka_unit_test(test_zones_agree_with_glibc),
 		cmocka_unit_test(test_footer_rule_past_the_last_transition),
+		cmocka_unit_test(test_footer_forms_agree_with_glibc),
 		cmocka_unit_test(test_tzdir_read_at_load_time),
 		cmocka_unit_test(test_bad_names_and_files_are_refused),
 		cmocka_unit_test(test_threads_share_a_table),
