@@ -92,7 +92,7 @@ $(BUILD)/kleepctl: daemon/kleepctl.c $(BUILD)/libkleep.a
 	@echo "  LD      $@"
 	$(Q)$(CC) $(ALL_CFLAGS) -Idaemon -o $@ $< $(BUILD)/libkleep.a $(LDLIBS)
 
-$(BUILD)/tests/%: tests/%.c $(BUILD)/libkleep.a tests/unit.h tests/unit_sql.h | $(BUILD)/tests
+$(BUILD)/tests/%: tests/%.c $(BUILD)/libkleep.a $(wildcard tests/*.h) | $(BUILD)/tests
 	@echo "  LD      $@"
 	$(Q)$(CC) $(ALL_CFLAGS) -Itests -o $@ $< $(BUILD)/libkleep.a $(LDLIBS) $(TEST_LDLIBS)
 

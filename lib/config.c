@@ -14,6 +14,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "tz.h"
 
 #ifndef KLEEP_DATADIR
 #define KLEEP_DATADIR "/usr/local/share/kleep"
@@ -258,38 +259,22 @@ static bool parse_decimal(const char *s, double *out)
 }
 
 /*
- * An IANA zone name is trusted only when the zone file exists: a typo would
- * otherwise silently mean UTC in every date conversion.  The name is joined to
- * the zoneinfo folder, so it must not climb out of it.
+ * A merchant's zone: its table is loaded now, before any worker runs, and is
+ * trusted only when the zone file exists: a typo would otherwise silently mean
+ * UTC in every date conversion.
  */
-static bool timezone_exists(const char *tz)
+static void zone_key(struct pfile *pf, int line, const char *tz)
 {
-	const char *base = getenv("TZDIR");
-	char path[512], magic[4];
-	struct stat st;
-	bool ok = false;
-	FILE *f;
-	int n;
-
-	if (!*tz || tz[0] == '/' || strstr(tz, ".."))
-		return false;
-	for (const char *p = tz; *p; p++)
-		if (!isalnum((unsigned char)*p) && !strchr("/_-+", *p))
-			return false;
-	if (!base || !*base)
-		base = "/usr/share/zoneinfo";
-	n = snprintf(path, sizeof(path), "%s/%s", base, tz);
-	if (n < 0 || (size_t)n >= sizeof(path))
-		return false;
-	f = fopen(path, "rb");
-	if (!f)
-		return false;
-	/* a folder ("Europe") or a table ("zone.tab") is not a zone: check the TZif magic */
-	if (fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) &&
-	    fread(magic, 1, sizeof(magic), f) == sizeof(magic) && memcmp(magic, "TZif", 4) == 0)
-		ok = true;
-	fclose(f);
-	return ok;
+	char err[256];
+	int r = tz_get(&pf->ld->c->zones, tz, &pf->m->tz, err, sizeof(err));
+	if (r == -ENOENT)
+		perr(pf, line, "timezone: '%s' is not a known IANA time zone (e.g. Europe/Paris)", tz);
+	else if (r == -ENOMEM)
+		pf->ld->oom = true;
+	else if (r < 0)
+		perr(pf, line, "timezone: '%s' cannot be read: %s", tz, err);
+	else
+		set_str(pf->ld, &pf->m->timezone, tz);
 }
 
 /* ---- reading lines for inih ---- */
@@ -689,11 +674,7 @@ static void merchant_key(struct pfile *pf, const char *key, const char *v)
 	} else if (strcmp(key, "languages") == 0) {
 		languages_key(pf, v);
 	} else if (strcmp(key, "timezone") == 0) {
-		if (timezone_exists(v))
-			set_str(ld, &m->timezone, v);
-		else
-			perr(pf, pf->line, "timezone: '%s' is not a known IANA time zone "
-				"(e.g. Europe/Paris)", v);
+		zone_key(pf, pf->line, v);
 	} else if (strcmp(key, "product_id_field") == 0) {
 		set_word(pf, key, v, &m->product_id_field);
 	} else if (strcmp(key, "parent_reference_field") == 0) {
@@ -930,6 +911,8 @@ static void merchant_finish(struct pfile *pf)
 			m->wshop.poll_usec[s] = d->poll_usec[s];
 	if (!pf->sftp_poll_set)
 		m->sftp.poll_usec = d->poll_usec[STREAM_SFTP];
+	if (!m->tz && !key_seen(pf, SEC_MERCHANT, "timezone"))
+		zone_key(pf, 0, m->timezone); /* the default zone */
 }
 
 /* Append a parsed merchant to the config; on failure it is freed here. */
@@ -1150,6 +1133,7 @@ void config_free(struct config *c)
 	for (size_t i = 0; i < c->n_merchants; i++)
 		merchant_free(&c->merchants[i]);
 	free(c->merchants);
+	tz_free(c->zones);
 	free(c->daemon.state_dir);
 	free(c->daemon.runtime_dir);
 	free(c->daemon.profile_dir);

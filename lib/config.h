@@ -8,6 +8,8 @@
 
 #include "stream.h"
 
+struct tz;
+
 #define CONFIG_DEFAULT_PATH "/etc/kleep/kleepd.conf"
 #define CONFIG_MERCHANT_ID_MAX 64
 #define CONFIG_LANG_MAX 14 /* DOMAIN.md §2 lists fourteen languages */
@@ -52,6 +54,8 @@ struct merchant_conf {
 	char languages[CONFIG_LANG_MAX][3];
 	int n_languages;     /* at least 1; default "fr" */
 	char *timezone;      /* IANA name, default Europe/Paris */
+	const struct tz *tz; /* its table, borrowed from struct config's zones: read-only,
+			      * shared by every worker without a lock */
 	char *product_id_field;       /* default "id" */
 	char *parent_reference_field; /* default "parent_reference" */
 	bool has_wshop;
@@ -78,6 +82,8 @@ struct config {
 	struct daemon_conf daemon;
 	struct merchant_conf *merchants;
 	size_t n_merchants;
+	struct tz *zones;    /* each merchant zone's table, loaded once at config load
+			      * (a reload loads new ones); freed with the config */
 };
 
 /*

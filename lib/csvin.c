@@ -27,6 +27,7 @@
 #include "canon.h"
 #include "csvin.h"
 #include "tstamp.h"
+#include "utf8.h"
 
 #define READ_BLOCK (64 * 1024)
 #define CSV_BLOCK  4096 /* libcsv grows its cell buffer by this much */
@@ -150,7 +151,7 @@ struct ctx {
 	const struct csvin_opts *o;
 	struct csvin_result *res;
 	bool dry;                  /* the second pass over a rejected file: rejects only */
-	const char *tz;
+	const struct tz *tz;
 	const char *lang0;         /* the merchant's first language */
 	tstamp_t now;
 
@@ -254,40 +255,9 @@ static void file_reject(struct ctx *x, const char *fmt, ...)
 }
 
 /* Valid UTF-8 without NUL (SQLite text and JSON would cut or choke on it). */
-static bool utf8_ok(const unsigned char *s, size_t n)
+static bool utf8_ok(const char *s, size_t n)
 {
-	size_t i = 0;
-	while (i < n) {
-		unsigned c = s[i];
-		if (c < 0x80) {
-			if (c == 0)
-				return false;
-			i++;
-			continue;
-		}
-		size_t k;
-		unsigned cp, min;
-		if (c >= 0xC2 && c <= 0xDF)
-			k = 1, cp = c & 0x1F, min = 0x80;
-		else if ((c & 0xF0) == 0xE0)
-			k = 2, cp = c & 0x0F, min = 0x800;
-		else if (c >= 0xF0 && c <= 0xF4)
-			k = 3, cp = c & 0x07, min = 0x10000;
-		else
-			return false;
-		if (n - i <= k)
-			return false;
-		for (size_t j = 1; j <= k; j++) {
-			unsigned b = s[i + j];
-			if ((b & 0xC0) != 0x80)
-				return false;
-			cp = cp << 6 | (b & 0x3F);
-		}
-		if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-			return false;
-		i += k + 1;
-	}
-	return true;
+	return !memchr(s, 0, n) && utf8_valid(s, n);
 }
 
 /* How many bytes of valid UTF-8 s to quote in a message without cutting a character. */
@@ -389,7 +359,7 @@ static void header(struct ctx *x)
 	for (int i = 0; i < x->n; i++) {
 		char *name = x->buf + x->off[i];
 		size_t len = x->flen[i];
-		if (!utf8_ok((const unsigned char *)name, len)) {
+		if (!utf8_ok(name, len)) {
 			file_reject(x, "header line %lld: column %d's name is not valid UTF-8",
 				    (long long)x->row_line, i + 1);
 			return;
@@ -618,7 +588,7 @@ static const char *validate(struct ctx *x)
 		if (x->flen[i])
 			return why(x, "%d fields, the header has %d", x->n, x->ncols);
 	for (int i = 0; i < x->ncols; i++)
-		if (!utf8_ok((const unsigned char *)cell(x, i), x->flen[i]))
+		if (!utf8_ok(cell(x, i), x->flen[i]))
 			return why(x, "column %s is not valid UTF-8", x->names[i]);
 	for (int c = 0; c < C_COUNT; c++) {
 		x->v[c] = NULL;
@@ -1303,7 +1273,7 @@ static void ctx_init(struct ctx *x, struct store *st, const struct csvin_opts *o
 	x->o = o;
 	x->res = res;
 	x->dry = dry;
-	x->tz = o->m && o->m->timezone ? o->m->timezone : "Europe/Paris";
+	x->tz = o->m ? o->m->tz : NULL;
 	x->lang0 = o->m && o->m->n_languages > 0 ? o->m->languages[0] : "fr";
 	tstamp_now(x->now);
 	memset(res, 0, sizeof(*res));
@@ -1389,7 +1359,7 @@ int csvin_apply(struct store *st, const struct csvin_opts *o, FILE *f, struct cs
 	int r;
 
 	ctx_init(&x, st, o, res, false);
-	if (!o->m || !o->path || (unsigned)o->kind >= CSVIN_KIND_COUNT) {
+	if (!o->m || !o->m->tz || !o->path || (unsigned)o->kind >= CSVIN_KIND_COUNT) {
 		snprintf(res->reason, sizeof(res->reason), "csvin: kind, path and merchant are required");
 		return -EINVAL;
 	}

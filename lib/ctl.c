@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "ctl.h"
+#include "utf8.h"
 
 static const char *opt_string(json_t *o, const char *key, bool *bad)
 {
@@ -106,41 +107,23 @@ char *ctl_reply_ok(json_t *data)
 	return line_of(json_pack("{s:b,s:o}", "ok", 1, "data", data ? data : json_null()));
 }
 
-/* Length of the valid UTF-8 sequence at p (1..4), or 0 when it is not one. */
-static size_t utf8_len(const unsigned char *p)
-{
-	size_t n = p[0] < 0x80 ? 1 : (p[0] & 0xE0) == 0xC0 ? 2 : (p[0] & 0xF0) == 0xE0 ? 3
-		   : (p[0] & 0xF8) == 0xF0 ? 4 : 0;
-	if (n == 2 && p[0] < 0xC2)
-		return 0;
-	for (size_t i = 1; i < n; i++)
-		if ((p[i] & 0xC0) != 0x80)
-			return 0;
-	return n;
-}
-
 /* Make text valid UTF-8 in place: a sequence cut by the buffer's end is
  * dropped, a broken one becomes '?', so the message still goes out. */
 void ctl_utf8_mend(char *text)
 {
-	unsigned char *p = (unsigned char *)text;
-	while (*p) {
-		size_t n = utf8_len(p);
-		if (n == 0) {
-			/* A lead byte whose sequence the end of the buffer cut: drop it. */
-			size_t want = (p[0] & 0xE0) == 0xC0 ? 2 : (p[0] & 0xF0) == 0xE0 ? 3
-				      : (p[0] & 0xF8) == 0xF0 ? 4 : 0;
-			size_t have = 1;
-			while (have < want && (p[have] & 0xC0) == 0x80)
-				have++;
-			if (want && p[have] == 0) {
-				*p = 0;
-				return;
-			}
-			*p++ = '?';
-			continue;
+	size_t left = strlen(text);
+	while (left > 0) {
+		size_t n = utf8_seq(text, left);
+		if (n == 0 && utf8_cut(text, left)) {
+			*text = 0;
+			return;
 		}
-		p += n;
+		if (n == 0) {
+			*text = '?';
+			n = 1;
+		}
+		text += n;
+		left -= n;
 	}
 }
 

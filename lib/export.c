@@ -7,6 +7,7 @@
 
 #include "export.h"
 #include "tstamp.h"
+#include "tz.h"
 
 const char *const export_kinds[] = { "products", "orders", "returns", "return_reasons", NULL };
 
@@ -93,7 +94,7 @@ long export_csv(sqlite3 *db, const char *kind, const char *since, FILE *f, char 
 	if (since) {
 		/* Compared as the mirror's UTC text: any other spelling must be converted first. */
 		time_t t;
-		if (tstamp_from_local("UTC", since, &t) < 0) {
+		if (tstamp_from_local(tz_utc(), since, &t) < 0) {
 			snprintf(err, errlen, "--since '%s' is not a time: write 2026-11-01 or "
 				 "2026-11-01T08:00:00Z (UTC unless an offset is given)", since);
 			return -EINVAL;

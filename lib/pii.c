@@ -11,6 +11,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include "hex.h"
 #include "pii.h"
 
 static int read_full(int fd, unsigned char *buf, size_t n)
@@ -78,8 +79,7 @@ void pii_hash(const unsigned char key[PII_KEY_LEN], const char *text, char out[P
 	unsigned char mac[EVP_MAX_MD_SIZE];
 	unsigned int len = 0;
 	HMAC(EVP_sha256(), key, PII_KEY_LEN, (const unsigned char *)text, strlen(text), mac, &len);
-	for (int i = 0; i < (PII_HASH_HEX - 1) / 2; i++)
-		snprintf(out + 2 * i, 3, "%02x", mac[i]);
+	hex_encode(mac, (PII_HASH_HEX - 1) / 2, out);
 }
 
 /* A scalar as text for hashing: strings as they are, numbers in JSON form. */

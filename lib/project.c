@@ -77,7 +77,7 @@ static const char *field_time(const struct project_ctx *c, struct scratch *sc, j
 {
 	const char *v = json_string_value(get(c, obj, name));
 	time_t t;
-	if (!v || !*v || tstamp_from_local(c->m->timezone, v, &t) < 0)
+	if (!v || !*v || tstamp_from_local(c->m->tz, v, &t) < 0)
 		return NULL;
 	char *b = scratch_take(sc);
 	tstamp_format(t, b);

@@ -20,6 +20,7 @@
 
 #include <openssl/evp.h>
 
+#include "hex.h"
 #include "scan.h"
 #include "sftp.h"
 #include "tstamp.h"
@@ -67,8 +68,8 @@ struct scan {
 	size_t n_cands, cap_cands;
 };
 
-bool scan_name_parse(enum csvin_kind folder_kind, const char *name, const char *tz, time_t *when,
-		     char *reason, size_t size)
+bool scan_name_parse(enum csvin_kind folder_kind, const char *name, const struct tz *tz,
+		     time_t *when, char *reason, size_t size)
 {
 	const char *kind = csvin_kind_name(folder_kind);
 	size_t klen = strlen(kind);
@@ -250,8 +251,8 @@ static int consider(struct scan *sc, const char *dir, enum csvin_kind kind, cons
 		return -ENOMEM;
 	tstamp_format(e->mtime, mtime);
 	sc->res->files_seen++;
-	if (!e->regular || !scan_name_parse(kind, e->name, sc->m->timezone ? sc->m->timezone :
-					    "Europe/Paris", &when, reason, sizeof(reason))) {
+	if (!e->regular || !scan_name_parse(kind, e->name, sc->m->tz, &when, reason,
+					    sizeof(reason))) {
 		if (!e->regular)
 			snprintf(reason, sizeof(reason), "not a regular file");
 		sc->res->files_ignored++;
@@ -521,8 +522,7 @@ static int take(struct scan *sc, struct cand *c, char *err, size_t errlen)
 		r = -EIO;
 		goto out;
 	}
-	for (unsigned i = 0; i < mdlen; i++)
-		snprintf(sha + 2 * i, 3, "%02x", md[i]);
+	hex_encode(md, mdlen, sha);
 
 	if (c->done_sha && c->done_outcome && strcmp(c->done_sha, sha) == 0) {
 		log_info(&sc->log, "%s: same content as the version already processed (%s); "

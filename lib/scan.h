@@ -41,7 +41,7 @@ int scan_run(const struct merchant_conf *m, struct store *st, const char *state_
  * success *when is the name's time read as a wall time in the zone tz.
  * Otherwise reason (size bytes) says why the file is ignored.
  */
-bool scan_name_parse(enum csvin_kind folder_kind, const char *name, const char *tz, time_t *when,
-		     char *reason, size_t size);
+bool scan_name_parse(enum csvin_kind folder_kind, const char *name, const struct tz *tz,
+		     time_t *when, char *reason, size_t size);
 
 #endif

@@ -50,7 +50,7 @@ struct run {
 static int window_filter(struct run *r)
 {
 	const struct profile *p = r->job->profile;
-	const char *tz = r->job->m->timezone;
+	const struct tz *tz = r->job->m->tz;
 	time_t t;
 
 	r->date_from[0] = 0;

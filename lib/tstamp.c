@@ -1,30 +1,50 @@
-/* tstamp.c - UTC text timestamps and IANA time-zone conversion.
+/* tstamp.c - UTC text timestamps, and shop-local times converted through a zone's table.
  *
- * glibc only converts through the process-wide TZ, so every conversion takes
- * one lock, points TZ at the zone it needs (tzset caches the parsed zone while
- * TZ stays the same) and asks localtime_r for offsets.  Local -> UTC is solved
- * from the offsets a day either side, which covers any single transition.
+ * Dates are counted by hand (civil.c) and zones come from the tables loaded
+ * with the config (tz.c): no call here takes the C library's time-zone lock
+ * or touches TZ, so workers convert side by side.
  */
 #include <ctype.h>
 #include <errno.h>
-#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
+#include "civil.h"
 #include "tstamp.h"
+#include "tz.h"
 
-#define DAY_SEC 86400
-#define TZ_CACHE_DAYS 64 /* days remembered per thread, by day number */
+#define YEAR_MAX 9999
 
-static pthread_mutex_t tz_lock = PTHREAD_MUTEX_INITIALIZER;
-static char tz_current[128];
+/* t as broken-down time at offset off seconds east of UTC; false past year 9999 or before 0. */
+static bool tm_at(int64_t t, long off, struct tm *tm)
+{
+	int64_t local = t + off, day = civil_day_of(local), y;
+	int m, d;
+	civil_date(day, &y, &m, &d);
+	if (y < 0 || y > YEAR_MAX)
+		return false;
+	int64_t sec = local - day * CIVIL_DAY_SEC;
+	memset(tm, 0, sizeof(*tm));
+	tm->tm_year = (int)y - 1900, tm->tm_mon = m - 1, tm->tm_mday = d;
+	tm->tm_hour = (int)(sec / 3600), tm->tm_min = (int)(sec / 60 % 60), tm->tm_sec = (int)(sec % 60);
+	tm->tm_wday = civil_weekday(day);
+	tm->tm_yday = (int)(day - civil_days(y, 1, 1));
+	tm->tm_gmtoff = off;
+	return true;
+}
+
+/* tm's fields counted as seconds since the epoch, as if it were UTC (tm is valid). */
+static int64_t tm_seconds(const struct tm *tm)
+{
+	return civil_days(tm->tm_year + 1900, tm->tm_mon + 1, tm->tm_mday) * CIVIL_DAY_SEC +
+	       tm->tm_hour * 3600 + tm->tm_min * 60 + tm->tm_sec;
+}
 
 void tstamp_format(time_t t, tstamp_t out)
 {
 	struct tm tm;
-	if (!gmtime_r(&t, &tm) || tm.tm_year < -1900 || tm.tm_year > 8099) {
+	if (!tm_at(t, 0, &tm)) {
 		memcpy(out, "0000-00-00T00:00:00Z", TSTAMP_LEN);
 		return;
 	}
@@ -58,12 +78,9 @@ uint64_t tstamp_mono_usec(void)
 
 static bool tm_valid(const struct tm *tm)
 {
-	static const int mdays[] = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
-	if (tm->tm_year < 0 || tm->tm_year > 8099 || tm->tm_mon < 0 || tm->tm_mon > 11)
+	if (tm->tm_year < 0 || tm->tm_year > YEAR_MAX - 1900 || tm->tm_mon < 0 || tm->tm_mon > 11)
 		return false;
-	int y = tm->tm_year + 1900;
-	int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-	int md = tm->tm_mon == 1 && !leap ? 28 : mdays[tm->tm_mon];
+	int md = civil_month_days(tm->tm_year + 1900, tm->tm_mon + 1);
 	return tm->tm_mday >= 1 && tm->tm_mday <= md && tm->tm_hour >= 0 && tm->tm_hour <= 23 &&
 	       tm->tm_min >= 0 && tm->tm_min <= 59 && tm->tm_sec >= 0 && tm->tm_sec <= 60;
 }
@@ -95,35 +112,15 @@ int tstamp_parse(const char *s, time_t *t)
 	tm.tm_hour = h, tm.tm_min = mi, tm.tm_sec = se;
 	if (!tm_valid(&tm))
 		return -EINVAL;
-	*t = timegm(&tm);
+	*t = (time_t)tm_seconds(&tm);
 	return 0;
 }
 
-/* Caller holds tz_lock. */
-static void tz_select(const char *tz)
+long tstamp_offset(const struct tz *tz, time_t t)
 {
-	if (strcmp(tz_current, tz) != 0) {
-		snprintf(tz_current, sizeof(tz_current), "%s", tz);
-		setenv("TZ", tz, 1);
-		tzset();
-	}
-}
-
-/* Caller holds tz_lock. */
-static long tz_offset_locked(time_t t)
-{
-	struct tm tm;
-	localtime_r(&t, &tm);
-	return tm.tm_gmtoff;
-}
-
-long tstamp_offset(const char *tz, time_t t)
-{
-	pthread_mutex_lock(&tz_lock);
-	tz_select(tz);
-	long off = tz_offset_locked(t);
-	pthread_mutex_unlock(&tz_lock);
-	return off;
+	struct tz_local l;
+	tz_at(tz, t, &l);
+	return l.utoff;
 }
 
 /*
@@ -189,7 +186,7 @@ static int parse_local(const char *s, struct tm *tm, bool *has_offset, long *off
 	return tm_valid(tm) ? 0 : -EINVAL;
 }
 
-int tstamp_from_local(const char *tz, const char *s, time_t *t)
+int tstamp_from_local(const struct tz *tz, const char *s, time_t *t)
 {
 	struct tm tm;
 	bool has_offset;
@@ -197,65 +194,19 @@ int tstamp_from_local(const char *tz, const char *s, time_t *t)
 
 	if (parse_local(s, &tm, &has_offset, &offset) < 0)
 		return -EINVAL;
-	time_t wall = timegm(&tm); /* the wall time read as if it were UTC */
-	if (has_offset) {
-		*t = wall - offset;
-		return 0;
-	}
-
-	/* The dates of a page or a file fall on few days: remember, per thread,
-	 * days whose offset did not change from the day before to the day after,
-	 * and convert the rest of such a day without the lock. */
-	static _Thread_local char cache_tz[128];
-	static _Thread_local struct {
-		time_t day;
-		long offset;
-	} cache[TZ_CACHE_DAYS];
-	time_t day = wall - ((wall % DAY_SEC) + DAY_SEC) % DAY_SEC;
-	unsigned slot = (unsigned)((uint64_t)(day / DAY_SEC) % TZ_CACHE_DAYS);
-	if (strcmp(cache_tz, tz) != 0) {
-		if (strlen(tz) >= sizeof(cache_tz))
-			cache_tz[0] = 0;
-		else
-			snprintf(cache_tz, sizeof(cache_tz), "%s", tz);
-		for (int i = 0; i < TZ_CACHE_DAYS; i++)
-			cache[i].day = -1;
-	}
-	if (cache_tz[0] && cache[slot].day == day) {
-		*t = wall - cache[slot].offset;
-		return 0;
-	}
-
-	pthread_mutex_lock(&tz_lock);
-	tz_select(tz);
-	long before = tz_offset_locked(wall - DAY_SEC);
-	long after = tz_offset_locked(wall + DAY_SEC);
-	time_t u1 = wall - before, u2 = wall - after;
-	bool ok1 = tz_offset_locked(u1) == before, ok2 = tz_offset_locked(u2) == after;
-	long edge0 = tz_offset_locked(day - DAY_SEC), edge1 = tz_offset_locked(day + 2 * DAY_SEC);
-	pthread_mutex_unlock(&tz_lock);
-
-	/* The same offset a day before the day and a day after it: no change in
-	 * between (zones change at most twice a year), so the day is cacheable. */
-	if (edge0 == edge1 && cache_tz[0]) {
-		cache[slot].day = day;
-		cache[slot].offset = edge0;
-	}
-	if (ok1 && ok2)
-		*t = u1 < u2 ? u1 : u2; /* occurs twice: the first occurrence */
-	else if (ok1 || ok2)
-		*t = ok1 ? u1 : u2;
-	else
-		*t = u1; /* in a gap: the offset before the gap moves it forward by the gap */
+	int64_t wall = tm_seconds(&tm); /* the wall time read as if it were UTC */
+	*t = (time_t)(has_offset ? wall - offset : tz_from_wall(tz, wall));
 	return 0;
 }
 
-int tstamp_to_local(const char *tz, time_t t, const char *fmt, char *out, size_t size)
+int tstamp_to_local(const struct tz *tz, time_t t, const char *fmt, char *out, size_t size)
 {
+	struct tz_local l;
 	struct tm tm;
-	pthread_mutex_lock(&tz_lock);
-	tz_select(tz);
-	localtime_r(&t, &tm);
-	pthread_mutex_unlock(&tz_lock);
+	tz_at(tz, t, &l);
+	if (!tm_at(t, l.utoff, &tm))
+		return -EINVAL;
+	tm.tm_isdst = l.isdst;
+	tm.tm_zone = l.abbr;
 	return strftime(out, size, fmt, &tm) > 0 ? 0 : -EINVAL;
 }

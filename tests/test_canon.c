@@ -3,6 +3,8 @@
 #include <sqlite3.h>
 
 #include "unit.h"
+#include "unit_fixture.h"
+#include "unit_sql.h"
 
 #include "canon.h"
 #include "store.h"
@@ -15,11 +17,7 @@ struct fixture {
 static int setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
-	char *path, err[512];
-	f->dir = unit_tmpdir();
-	assert_true(asprintf(&path, "%s/m.db", f->dir) > 0);
-	assert_int_equal(store_open(path, &f->st, err, sizeof(err)), 0);
-	free(path);
+	unit_mirror_open(&f->dir, &f->st);
 	assert_int_equal(store_begin(f->st), 0);
 	*state = f;
 	return 0;
@@ -29,20 +27,9 @@ static int teardown(void **state)
 {
 	struct fixture *f = *state;
 	assert_int_equal(store_commit(f->st), 0);
-	store_close(f->st);
-	unit_rmtree(f->dir);
+	unit_mirror_close(f->dir, f->st);
 	free(f);
 	return 0;
-}
-
-static int query_int(struct store *st, const char *sql)
-{
-	sqlite3_stmt *s;
-	assert_int_equal(sqlite3_prepare_v2(store_db(st), sql, -1, &s, NULL), SQLITE_OK);
-	assert_int_equal(sqlite3_step(s), SQLITE_ROW);
-	int v = sqlite3_column_int(s, 0);
-	sqlite3_finalize(s);
-	return v;
 }
 
 /* One text value (NULL as "(null)"), copied into a static buffer. */
@@ -121,7 +108,7 @@ static void test_put_inserts_then_updates(void **state)
 	bool applied = false;
 	assert_int_equal(canon_put(f->st, CANON_PRODUCTS, row, "api", &applied), 0);
 	assert_true(applied);
-	assert_int_equal(query_int(f->st, "SELECT count(*) FROM products"), 1);
+	assert_int_equal(unit_query_int(store_db(f->st), "SELECT count(*) FROM products"), 1);
 	assert_string_equal(query_text(f->st, "SELECT source_id || '|' || parent_reference || '|' || title"
 				       " || '|' || description || '|' || url || '|' || images || '|' || category"
 				       " || '|' || department_id || '|' || updated_at || '|' || deactivated"
@@ -134,24 +121,24 @@ static void test_put_inserts_then_updates(void **state)
 				      "2026-01-02T00:00:00Z", "1" };
 	assert_int_equal(canon_put(f->st, CANON_PRODUCTS, row2, "sftp", &applied), 0);
 	assert_true(applied);
-	assert_int_equal(query_int(f->st, "SELECT count(*) FROM products"), 1);
+	assert_int_equal(unit_query_int(store_db(f->st), "SELECT count(*) FROM products"), 1);
 	assert_string_equal(query_text(f->st, "SELECT title FROM products"), "Tee 2");
 	assert_string_equal(query_text(f->st, "SELECT parent_reference FROM products"), "(null)");
-	assert_int_equal(query_int(f->st, "SELECT deactivated FROM products"), 1);
+	assert_int_equal(unit_query_int(store_db(f->st), "SELECT deactivated FROM products"), 1);
 	assert_string_equal(query_text(f->st, "SELECT source FROM products"), "sftp");
 
 	/* Tables without a time always take the later write. */
 	put_variant(f->st, "v1", "p1", "A");
 	put_variant(f->st, "v1", "p1", "B");
-	assert_int_equal(query_int(f->st, "SELECT count(*) FROM variants"), 1);
+	assert_int_equal(unit_query_int(store_db(f->st), "SELECT count(*) FROM variants"), 1);
 	assert_string_equal(query_text(f->st, "SELECT sku FROM variants"), "B");
-	assert_int_equal(query_int(f->st, "SELECT stock FROM variants"), 3); /* integer text to INTEGER */
+	assert_int_equal(unit_query_int(store_db(f->st), "SELECT stock FROM variants"), 3); /* integer text to INTEGER */
 
 	/* Labels are keyed by (entity, entity_id, lang, field). */
 	put_label(f->st, "product", "p1", "fr", "name", "Tee");
 	put_label(f->st, "product", "p1", "fr", "name", "Tee bleu");
 	put_label(f->st, "product", "p1", "en", "name", "Blue tee");
-	assert_int_equal(query_int(f->st, "SELECT count(*) FROM labels"), 2);
+	assert_int_equal(unit_query_int(store_db(f->st), "SELECT count(*) FROM labels"), 2);
 	assert_string_equal(query_text(f->st, "SELECT value FROM labels WHERE lang = 'fr'"), "Tee bleu");
 
 	/* Order lines by (order_id, line_no). */
@@ -159,7 +146,7 @@ static void test_put_inserts_then_updates(void **state)
 	put_order_line(f->st, "o1", "1");
 	put_order_line(f->st, "o1", "2");
 	put_order_line(f->st, "o1", "1");
-	assert_int_equal(query_int(f->st, "SELECT count(*) FROM order_lines"), 2);
+	assert_int_equal(unit_query_int(store_db(f->st), "SELECT count(*) FROM order_lines"), 2);
 }
 
 /* Products, orders and returns: an older source time never replaces a newer row. */
@@ -204,7 +191,7 @@ static void newer_wins(struct store *st, enum canon_table t, int updated_col, in
 	snprintf(sql, sizeof(sql), "SELECT source FROM %s", table);
 	assert_string_equal(query_text(st, sql), "api");
 	snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s", table);
-	assert_int_equal(query_int(st, sql), 1);
+	assert_int_equal(unit_query_int(store_db(st), sql), 1);
 }
 
 static void test_newer_wins_products(void **state)
@@ -232,7 +219,7 @@ static void test_refused_write_keeps_children(void **state)
 	put_product(f->st, "p1", "new", "2026-02-01T00:00:00Z", "sftp", true);
 	put_variant(f->st, "v1", "p1", "A");
 	put_product(f->st, "p1", "stale", "2026-01-01T00:00:00Z", "api", false);
-	assert_int_equal(query_int(f->st, "SELECT count(*) FROM variants WHERE product_id = 'p1'"), 1);
+	assert_int_equal(unit_query_int(store_db(f->st), "SELECT count(*) FROM variants WHERE product_id = 'p1'"), 1);
 	assert_string_equal(query_text(f->st, "SELECT title FROM products"), "new");
 	assert_string_equal(query_text(f->st, "SELECT source FROM products"), "sftp");
 }
@@ -246,9 +233,9 @@ static void test_delete_children_of_one_parent(void **state)
 	put_variant(f->st, "v2", "p1", "B");
 	put_variant(f->st, "v3", "p2", "C");
 	assert_int_equal(canon_delete_children(f->st, CANON_VARIANTS, NULL, "p1"), 0);
-	assert_int_equal(query_int(f->st, "SELECT count(*) FROM variants"), 1);
+	assert_int_equal(unit_query_int(store_db(f->st), "SELECT count(*) FROM variants"), 1);
 	assert_string_equal(query_text(f->st, "SELECT variant_id FROM variants"), "v3");
-	assert_int_equal(query_int(f->st, "SELECT count(*) FROM products"), 2);
+	assert_int_equal(unit_query_int(store_db(f->st), "SELECT count(*) FROM products"), 2);
 
 	put_order(f->st, "o1");
 	put_order(f->st, "o2");
@@ -256,9 +243,9 @@ static void test_delete_children_of_one_parent(void **state)
 	put_order_line(f->st, "o1", "2");
 	put_order_line(f->st, "o2", "1");
 	assert_int_equal(canon_delete_children(f->st, CANON_ORDER_LINES, NULL, "o1"), 0);
-	assert_int_equal(query_int(f->st, "SELECT count(*) FROM order_lines"), 1);
+	assert_int_equal(unit_query_int(store_db(f->st), "SELECT count(*) FROM order_lines"), 1);
 	assert_string_equal(query_text(f->st, "SELECT order_id FROM order_lines"), "o2");
-	assert_int_equal(query_int(f->st, "SELECT count(*) FROM orders"), 2);
+	assert_int_equal(unit_query_int(store_db(f->st), "SELECT count(*) FROM orders"), 2);
 
 	put_return(f->st, "r1");
 	put_return(f->st, "r2");
@@ -266,7 +253,7 @@ static void test_delete_children_of_one_parent(void **state)
 	put_return_line(f->st, "r2", "1");
 	put_return_line(f->st, "r2", "2");
 	assert_int_equal(canon_delete_children(f->st, CANON_RETURN_LINES, NULL, "r2"), 0);
-	assert_int_equal(query_int(f->st, "SELECT count(*) FROM return_lines"), 1);
+	assert_int_equal(unit_query_int(store_db(f->st), "SELECT count(*) FROM return_lines"), 1);
 	assert_string_equal(query_text(f->st, "SELECT return_id FROM return_lines"), "r1");
 
 	/* Labels of one (entity, id): the same id under another entity, and other ids, stay. */
@@ -276,13 +263,13 @@ static void test_delete_children_of_one_parent(void **state)
 	put_label(f->st, "product", "p2", "fr", "name", "Polo");
 	put_label(f->st, "size", "p1", "fr", "label", "M");
 	assert_int_equal(canon_delete_children(f->st, CANON_LABELS, "product", "p1"), 0);
-	assert_int_equal(query_int(f->st, "SELECT count(*) FROM labels"), 2);
-	assert_int_equal(query_int(f->st, "SELECT count(*) FROM labels WHERE entity = 'product' AND entity_id = 'p2'"), 1);
-	assert_int_equal(query_int(f->st, "SELECT count(*) FROM labels WHERE entity = 'size' AND entity_id = 'p1'"), 1);
+	assert_int_equal(unit_query_int(store_db(f->st), "SELECT count(*) FROM labels"), 2);
+	assert_int_equal(unit_query_int(store_db(f->st), "SELECT count(*) FROM labels WHERE entity = 'product' AND entity_id = 'p2'"), 1);
+	assert_int_equal(unit_query_int(store_db(f->st), "SELECT count(*) FROM labels WHERE entity = 'size' AND entity_id = 'p1'"), 1);
 
 	/* A table that is nobody's child is refused and nothing goes. */
 	assert_int_equal(canon_delete_children(f->st, CANON_PRODUCTS, NULL, "p1"), -EINVAL);
-	assert_int_equal(query_int(f->st, "SELECT count(*) FROM products"), 2);
+	assert_int_equal(unit_query_int(store_db(f->st), "SELECT count(*) FROM products"), 2);
 }
 
 static void test_delete_and_cascade(void **state)
@@ -295,10 +282,10 @@ static void test_delete_and_cascade(void **state)
 	put_variant(f->st, "v3", "p2", "C");
 
 	assert_int_equal(canon_delete(f->st, CANON_PRODUCTS, "p1"), 0);
-	assert_int_equal(query_int(f->st, "SELECT count(*) FROM products"), 1);
+	assert_int_equal(unit_query_int(store_db(f->st), "SELECT count(*) FROM products"), 1);
 	assert_string_equal(query_text(f->st, "SELECT product_id FROM products"), "p2");
 	/* Its variants went with it (ON DELETE CASCADE); the other product's stayed. */
-	assert_int_equal(query_int(f->st, "SELECT count(*) FROM variants"), 1);
+	assert_int_equal(unit_query_int(store_db(f->st), "SELECT count(*) FROM variants"), 1);
 	assert_string_equal(query_text(f->st, "SELECT variant_id FROM variants"), "v3");
 	/* Deleting a key that is not there is not an error. */
 	assert_int_equal(canon_delete(f->st, CANON_PRODUCTS, "nope"), 0);
@@ -308,14 +295,14 @@ static void test_delete_and_cascade(void **state)
 	put_order_line(f->st, "o1", "1");
 	put_order_line(f->st, "o2", "1");
 	assert_int_equal(canon_delete(f->st, CANON_ORDERS, "o1"), 0);
-	assert_int_equal(query_int(f->st, "SELECT count(*) FROM orders"), 1);
-	assert_int_equal(query_int(f->st, "SELECT count(*) FROM order_lines WHERE order_id = 'o1'"), 0);
-	assert_int_equal(query_int(f->st, "SELECT count(*) FROM order_lines WHERE order_id = 'o2'"), 1);
+	assert_int_equal(unit_query_int(store_db(f->st), "SELECT count(*) FROM orders"), 1);
+	assert_int_equal(unit_query_int(store_db(f->st), "SELECT count(*) FROM order_lines WHERE order_id = 'o1'"), 0);
+	assert_int_equal(unit_query_int(store_db(f->st), "SELECT count(*) FROM order_lines WHERE order_id = 'o2'"), 1);
 
 	put_return(f->st, "r1");
 	put_return_line(f->st, "r1", "1");
 	assert_int_equal(canon_delete(f->st, CANON_RETURNS, "r1"), 0);
-	assert_int_equal(query_int(f->st, "SELECT count(*) FROM return_lines"), 0);
+	assert_int_equal(unit_query_int(store_db(f->st), "SELECT count(*) FROM return_lines"), 0);
 
 	const char *size[S_COUNT] = { "4", "M" };
 	const char *size5[S_COUNT] = { "5", "L" };
@@ -331,7 +318,7 @@ static void test_variant_without_product_is_refused(void **state)
 	struct fixture *f = *state;
 	const char *row[V_COUNT] = { "v9", "no-such-product", "SKU", NULL, NULL, NULL, NULL };
 	assert_int_equal(canon_put(f->st, CANON_VARIANTS, row, "api", NULL), -EIO);
-	assert_int_equal(query_int(f->st, "SELECT count(*) FROM variants"), 0);
+	assert_int_equal(unit_query_int(store_db(f->st), "SELECT count(*) FROM variants"), 0);
 }
 
 static void test_column_helpers_match_the_schema(void **state)
@@ -366,16 +353,16 @@ static void test_column_helpers_match_the_schema(void **state)
 		/* The table has exactly these columns plus source. */
 		char sql[200];
 		snprintf(sql, sizeof(sql), "SELECT count(*) FROM pragma_table_info('%s')", want[i].name);
-		assert_int_equal(query_int(f->st, sql), want[i].count + 1);
+		assert_int_equal(unit_query_int(store_db(f->st), sql), want[i].count + 1);
 		for (int c = 0; c < want[i].count; c++) {
 			snprintf(sql, sizeof(sql), "SELECT count(*) FROM pragma_table_info('%s') WHERE name = '%s'",
 				 want[i].name, cols[c]);
-			if (query_int(f->st, sql) != 1)
+			if (unit_query_int(store_db(f->st), sql) != 1)
 				fail_msg("%s has no column %s", want[i].name, cols[c]);
 		}
 		snprintf(sql, sizeof(sql), "SELECT count(*) FROM pragma_table_info('%s') WHERE name = 'source'",
 			 want[i].name);
-		assert_int_equal(query_int(f->st, sql), 1);
+		assert_int_equal(unit_query_int(store_db(f->st), sql), 1);
 	}
 	/* The enums name the columns they index. */
 	assert_string_equal(canon_columns(CANON_PRODUCTS)[P_UPDATED_AT], "updated_at");
@@ -399,7 +386,7 @@ static void test_dimensions_keyed_by_kind_id_measurement(void **state)
 	assert_int_equal(canon_put(f->st, CANON_DIMENSIONS, a, "sftp", NULL), 0);
 	assert_int_equal(canon_put(f->st, CANON_DIMENSIONS, b, "sftp", NULL), 0);
 	assert_int_equal(canon_put(f->st, CANON_DIMENSIONS, c, "sftp", NULL), 0);
-	assert_int_equal(query_int(f->st, "SELECT count(*) FROM dimensions"), 2);
+	assert_int_equal(unit_query_int(store_db(f->st), "SELECT count(*) FROM dimensions"), 2);
 	assert_string_equal(query_text(f->st, "SELECT value FROM dimensions WHERE key_kind = 'variant'"), "53.5");
 }
 

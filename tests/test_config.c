@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 
 #include "unit.h"
+#include "unit_fixture.h"
 
 #include "config.h"
 
@@ -13,16 +14,9 @@
 static void put(const char *dir, const char *name, mode_t mode, const char *text)
 {
 	char path[1024];
-	int fd;
-
 	snprintf(path, sizeof(path), "%s/merchants.d", dir);
 	mkdir(path, 0755);
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, mode);
-	assert_true(fd >= 0);
-	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
-	assert_int_equal(fchmod(fd, mode), 0); /* the umask may have cut the mode */
-	close(fd);
+	free(unit_write(dir, name, mode, text));
 }
 
 /* config_load on dir/kleepd.conf; errors collected into *errs (caller frees). */
@@ -179,6 +173,7 @@ static void test_load_good(void **state)
 	assert_string_equal(m->languages[0], "en");
 	assert_string_equal(m->languages[2], "de");
 	assert_string_equal(m->timezone, "Europe/Paris");
+	assert_string_equal(tz_name(m->tz), "Europe/Paris"); /* the table, loaded now */
 	assert_true(m->has_wshop && m->has_sftp);
 	assert_true(m->wshop.rate_limit == 0.5);
 	assert_int_equal(m->wshop.poll_usec[STREAM_RETURNS], 60000000ULL);
@@ -199,6 +194,7 @@ static void test_load_good(void **state)
 	assert_false(m->has_wshop);
 	assert_int_equal(m->sftp.port, 2222);
 	assert_int_equal(m->sftp.poll_usec, 300000000ULL);
+	assert_ptr_equal(m->tz, config_merchant(c, "acme")->tz); /* one table per zone */
 	assert_null(config_merchant(c, "nobody"));
 
 	/* the summary names the user and the URL, never the password */
@@ -449,6 +445,50 @@ static void test_paths_as_given(void **state)
 	unit_rmtree(dir);
 }
 
+/* Zone tables are read at load from $TZDIR: a damaged file and a missing default are errors. */
+static void test_zone_files(void **state)
+{
+	(void)state;
+	char *dir = unit_tmpdir(), *errs = NULL, zdir[4096];
+	struct config *c = NULL;
+	FILE *f = fopen("/usr/share/zoneinfo/Asia/Tokyo", "rb");
+	char tokyo[4096];
+	assert_non_null(f);
+	size_t n = fread(tokyo, 1, sizeof(tokyo) - 1, f);
+	fclose(f);
+	tokyo[n] = 0;
+	assert_true(n > 44 && strlen(tokyo) < n); /* binary: written below by length */
+
+	snprintf(zdir, sizeof(zdir), "%s/zi", dir);
+	free(unit_write(dir, "zi/Bad/Zone", 0644, "TZif2 and then nothing a zone needs"));
+	char *good = unit_write(dir, "zi/Good/Zone", 0644, "");
+	f = fopen(good, "wb");
+	assert_int_equal(fwrite(tokyo, 1, n, f), n);
+	fclose(f);
+	free(good);
+	put(dir, "kleepd.conf", 0644, "[daemon]\nstate_dir = state\n");
+	put(dir, "known_hosts", 0644, "h ssh-ed25519 AAAA\n");
+	put(dir, "k", 0600, "key\n");
+	static const char SFTP[] = "[sftp]\nhost = h\nuser = u\nkey_file = k\nknown_hosts = known_hosts\n";
+	char text[512];
+	snprintf(text, sizeof(text), "[merchant]\nid = a\ntimezone = Bad/Zone\n%s", SFTP);
+	put(dir, "merchants.d/a.conf", 0644, text);
+	snprintf(text, sizeof(text), "[merchant]\nid = b\ntimezone = Good/Zone\n%s", SFTP);
+	put(dir, "merchants.d/b.conf", 0644, text);
+	snprintf(text, sizeof(text), "[merchant]\nid = c\n%s", SFTP);
+	put(dir, "merchants.d/c.conf", 0644, text);
+
+	setenv("TZDIR", zdir, 1);
+	assert_int_equal(load(dir, &c, &errs), -EINVAL);
+	unsetenv("TZDIR");
+	if (!strstr(errs, "a.conf:3: timezone: 'Bad/Zone' cannot be read: ") ||
+	    !strstr(errs, "c.conf:0: timezone: 'Europe/Paris' is not a known IANA time zone") ||
+	    strstr(errs, "b.conf") || count_lines(errs) != 2)
+		fail_msg("errors:\n%s", errs);
+	free(errs);
+	unit_rmtree(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -464,6 +504,7 @@ int main(void)
 		cmocka_unit_test(test_every_error_reported),
 		cmocka_unit_test(test_hostile_input),
 		cmocka_unit_test(test_paths_as_given),
+		cmocka_unit_test(test_zone_files),
 	};
 	unsetenv("CREDENTIALS_DIRECTORY");
 	return cmocka_run_group_tests_name("config", tests, NULL, NULL);

@@ -1,5 +1,6 @@
 /* test_csvin.c - CSV ingestion: the bad-CSV corpus, line numbers, the reject ratio, latest wins. */
 #include "unit.h"
+#include "unit_fixture.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -14,22 +15,15 @@ struct fx {
 	char *dir;
 	struct store *st;
 	struct merchant_conf m;
+	struct tz *zones;
 	int n_files;
 };
 
 static int setup(void **state)
 {
 	struct fx *f = calloc(1, sizeof(*f));
-	char path[512], err[256];
-	f->dir = unit_tmpdir();
-	snprintf(path, sizeof(path), "%s/m.db", f->dir);
-	if (store_open(path, &f->st, err, sizeof(err)) < 0)
-		fail_msg("store_open: %s", err);
-	snprintf(f->m.id, sizeof(f->m.id), "m");
-	f->m.timezone = "Europe/Paris";
-	memcpy(f->m.languages[0], "fr", 3);
-	memcpy(f->m.languages[1], "en", 3);
-	f->m.n_languages = 2;
+	unit_mirror_open(&f->dir, &f->st);
+	unit_merchant(&f->m, "m", &f->zones);
 	f->m.has_sftp = true;
 	f->m.sftp.max_reject_ratio = 0.05;
 	*state = f;
@@ -39,8 +33,8 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct fx *f = *state;
-	store_close(f->st);
-	unit_rmtree(f->dir);
+	unit_mirror_close(f->dir, f->st);
+	tz_free(f->zones);
 	free(f);
 	return 0;
 }

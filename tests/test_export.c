@@ -2,6 +2,7 @@
 #include <errno.h>
 
 #include "unit.h"
+#include "unit_fixture.h"
 
 #include "canon.h"
 #include "export.h"
@@ -24,11 +25,7 @@ static void put(struct store *st, enum canon_table t, const char *const *row, co
 static int setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
-	char *path, err[512];
-	f->dir = unit_tmpdir();
-	assert_true(asprintf(&path, "%s/m.db", f->dir) > 0);
-	assert_int_equal(store_open(path, &f->st, err, sizeof(err)), 0);
-	free(path);
+	unit_mirror_open(&f->dir, &f->st);
 	struct store *st = f->st;
 	assert_int_equal(store_begin(st), 0);
 
@@ -84,8 +81,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
-	store_close(f->st);
-	unit_rmtree(f->dir);
+	unit_mirror_close(f->dir, f->st);
 	free(f);
 	return 0;
 }

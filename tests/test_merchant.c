@@ -4,6 +4,7 @@
 
 #include "unit.h"
 #include "unit_sql.h"
+#include "unit_fixture.h"
 
 #include "config.h"
 #include "merchant.h"
@@ -11,37 +12,20 @@
 /* A config with one merchant, written to dir; sections as given. */
 static struct config *load(const char *dir, const char *sections)
 {
-	char path[4096], *text;
-	FILE *f;
-	snprintf(path, sizeof(path), "%s/merchants.d", dir);
-	mkdir(path, 0755);
-	snprintf(path, sizeof(path), "%s/pw", dir);
-	f = fopen(path, "w");
-	fputs("secret\n", f);
-	fclose(f);
-	chmod(path, 0600);
-	snprintf(path, sizeof(path), "%s/known_hosts", dir);
-	f = fopen(path, "w");
-	fputs("[127.0.0.1]:2222 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n", f);
-	fclose(f);
-	snprintf(path, sizeof(path), "%s/key", dir);
-	f = fopen(path, "w");
-	fputs("not a key\n", f);
-	fclose(f);
-	chmod(path, 0600);
-	snprintf(path, sizeof(path), "%s/kleepd.conf", dir);
-	f = fopen(path, "w");
-	fprintf(f, "[daemon]\nstate_dir = %s/state\nprofile_dir = lib/profiles\n", dir);
-	fclose(f);
-	snprintf(path, sizeof(path), "%s/merchants.d/shop.conf", dir);
-	assert_true(asprintf(&text, "[merchant]\nid = shop\nlanguages = fr, en\n%s", sections) > 0);
-	f = fopen(path, "w");
-	fputs(text, f);
-	fclose(f);
+	char *text, *path;
+	free(unit_write(dir, "pw", 0600, "secret\n"));
+	free(unit_write(dir, "known_hosts", 0644, "[127.0.0.1]:2222 ssh-ed25519 "
+			"AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n"));
+	free(unit_write(dir, "key", 0600, "not a key\n"));
+	assert_true(asprintf(&text, "[daemon]\nstate_dir = %s/state\nprofile_dir = lib/profiles\n", dir) > 0);
+	path = unit_write(dir, "kleepd.conf", 0644, text);
 	free(text);
-	snprintf(path, sizeof(path), "%s/kleepd.conf", dir);
+	assert_true(asprintf(&text, "[merchant]\nid = shop\nlanguages = fr, en\n%s", sections) > 0);
+	free(unit_write(dir, "merchants.d/shop.conf", 0644, text));
+	free(text);
 	struct config *c;
 	assert_int_equal(config_load(path, &c, stderr), 0);
+	free(path);
 	return c;
 }
 

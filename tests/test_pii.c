@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 
 #include "unit.h"
+#include "unit_fixture.h"
 
 #include "pii.h"
 #include "profile.h"
@@ -187,13 +188,6 @@ static void test_hash(void **state)
 	}
 }
 
-static struct profile *load(const char *name, const struct profile_override *ov, size_t n_ov)
-{
-	struct profile *p = NULL;
-	assert_int_equal(profile_load("lib/profiles", name, ov, n_ov, &p, stderr), 0);
-	assert_non_null(p);
-	return p;
-}
 
 static const char *ORDER =
 	"{\"id\":99001,\"reference\":\"WS-99001\",\"status\":\"shipped\",\"currency\":\"EUR\","
@@ -227,7 +221,7 @@ static void assert_no_personal_text(json_t *rec)
 static void test_scrub_hashes_the_customer(void **state)
 {
 	(void)state;
-	struct profile *p = load("default", NULL, 0);
+	struct profile *p = unit_profile("default", NULL, 0);
 	unsigned char key[PII_KEY_LEN];
 	char want[PII_HASH_HEX], got[PII_HASH_HEX];
 	fixed_key(key, 7);
@@ -262,7 +256,7 @@ static void test_scrub_hashes_the_customer(void **state)
 static void test_scrub_leaves_other_records_alone(void **state)
 {
 	(void)state;
-	struct profile *p = load("default", NULL, 0);
+	struct profile *p = unit_profile("default", NULL, 0);
 	unsigned char key[PII_KEY_LEN];
 	char got[PII_HASH_HEX];
 	fixed_key(key, 7);
@@ -292,7 +286,7 @@ static void test_scrub_leaves_other_records_alone(void **state)
 static void test_scrub_without_a_hashable_id_drops(void **state)
 {
 	(void)state;
-	struct profile *p = load("default", NULL, 0);
+	struct profile *p = unit_profile("default", NULL, 0);
 	unsigned char key[PII_KEY_LEN];
 	char got[PII_HASH_HEX];
 	fixed_key(key, 7);
@@ -320,7 +314,7 @@ static void test_scrub_drop_rule_from_override(void **state)
 	char k[] = "streams.orders.personal", v[] = "[{\"field\":\"customer\",\"action\":\"drop\"}]",
 	     file[] = "merchants.d/acme.conf";
 	struct profile_override ov = { k, v, file, 9 };
-	struct profile *p = load("default", &ov, 1);
+	struct profile *p = unit_profile("default", &ov, 1);
 	unsigned char key[PII_KEY_LEN];
 	char got[PII_HASH_HEX];
 	fixed_key(key, 7);
@@ -342,7 +336,7 @@ static void test_scrub_drop_rule_from_override(void **state)
 static void test_scrub_follows_profile_field_names(void **state)
 {
 	(void)state;
-	struct profile *p = load("alt", NULL, 0);
+	struct profile *p = unit_profile("alt", NULL, 0);
 	unsigned char key[PII_KEY_LEN];
 	char want[PII_HASH_HEX], got[PII_HASH_HEX];
 	fixed_key(key, 7);

@@ -2,6 +2,7 @@
 #include <errno.h>
 
 #include "unit.h"
+#include "unit_fixture.h"
 
 #include "profile.h"
 
@@ -290,16 +291,6 @@ static void test_every_problem_is_reported(void **state)
 	errs_free(&e);
 }
 
-static char *write_file(const char *dir, const char *name, const char *text)
-{
-	char *path;
-	assert_true(asprintf(&path, "%s/%s", dir, name) > 0);
-	FILE *f = fopen(path, "w");
-	assert_non_null(f);
-	fputs(text, f);
-	assert_int_equal(fclose(f), 0);
-	return path;
-}
 
 /* The default profile's text without one stream, as a file of its own. */
 static void test_profile_file_problems(void **state)
@@ -309,7 +300,7 @@ static void test_profile_file_problems(void **state)
 	struct errs e;
 	struct profile *p = NULL;
 
-	char *path = write_file(dir, "nor.json",
+	char *path = unit_write(dir, "nor.json", 0644,
 		"{\n"
 		"  \"name\": \"nor\", \"base_path\": \"/api\",\n"
 		"  \"auth\": { \"path\": \"/login\", \"token_paths\": [\"data.token\"] },\n"
@@ -345,7 +336,7 @@ static void test_profile_file_problems(void **state)
 	free(path);
 
 	/* JSON that does not parse: the line of the mistake. */
-	path = write_file(dir, "broken.json", "{\n  \"name\": \"broken\",\n  \"base_path\" \"/api\"\n}\n");
+	path = unit_write(dir, "broken.json", 0644, "{\n  \"name\": \"broken\",\n  \"base_path\" \"/api\"\n}\n");
 	errs_open(&e);
 	assert_int_equal(profile_load(DIR, path, NULL, 0, &p, e.f), -EINVAL);
 	errs_close(&e);
@@ -358,7 +349,7 @@ static void test_profile_file_problems(void **state)
 	free(path);
 
 	/* Not an object. */
-	path = write_file(dir, "list.json", "[1, 2]\n");
+	path = unit_write(dir, "list.json", 0644, "[1, 2]\n");
 	errs_open(&e);
 	assert_int_equal(profile_load(DIR, path, NULL, 0, &p, e.f), -EINVAL);
 	errs_close(&e);
@@ -367,7 +358,7 @@ static void test_profile_file_problems(void **state)
 	free(path);
 
 	/* An incremental stream needs the date parameter. */
-	path = write_file(dir, "nodate.json",
+	path = unit_write(dir, "nodate.json", 0644,
 		"{ \"auth\": { \"path\": \"/login\", \"token_paths\": [\"t\"] },\n"
 		"  \"paging\": { \"page_param\": \"page\", \"limit_param\": \"limit\" },\n"
 		"  \"streams\": { \"products\": { \"path\": \"/p\", \"incremental\": true },\n"

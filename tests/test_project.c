@@ -3,6 +3,7 @@
 
 #include "unit.h"
 #include "unit_sql.h"
+#include "unit_fixture.h"
 
 #include "canon.h"
 #include "profile.h"
@@ -14,28 +15,18 @@ struct fixture {
 	struct store *st;
 	struct profile *p;
 	struct merchant_conf m;
+	struct tz *zones;
 	struct project_ctx c;
 };
 
-static char TZ[] = "Europe/Paris", ID_FIELD[] = "id", REF_FIELD[] = "reference",
-	    PARENT_FIELD[] = "parent_reference", MODEL_FIELD[] = "model";
+static char REF_FIELD[] = "reference", MODEL_FIELD[] = "model";
 
 static int setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
-	char *path, err[512];
-	f->dir = unit_tmpdir();
-	assert_true(asprintf(&path, "%s/m.db", f->dir) > 0);
-	assert_int_equal(store_open(path, &f->st, err, sizeof(err)), 0);
-	free(path);
-	assert_int_equal(profile_load("lib/profiles", "default", NULL, 0, &f->p, stderr), 0);
-	snprintf(f->m.id, sizeof(f->m.id), "acme-fr");
-	memcpy(f->m.languages[0], "fr", 3);
-	memcpy(f->m.languages[1], "en", 3);
-	f->m.n_languages = 2;
-	f->m.timezone = TZ;
-	f->m.product_id_field = ID_FIELD;
-	f->m.parent_reference_field = PARENT_FIELD;
+	unit_mirror_open(&f->dir, &f->st);
+	f->p = unit_profile("default", NULL, 0);
+	unit_merchant(&f->m, "acme-fr", &f->zones);
 	f->c = (struct project_ctx){ f->st, f->p, &f->m };
 	*state = f;
 	return 0;
@@ -44,9 +35,9 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
-	store_close(f->st);
+	unit_mirror_close(f->dir, f->st);
 	profile_free(f->p);
-	unit_rmtree(f->dir);
+	tz_free(f->zones);
 	free(f);
 	return 0;
 }

@@ -1,15 +1,18 @@
 /* test_scan.c - what the scan decides without a server: which file names it takes, and when. */
 #include "unit.h"
+#include "unit_fixture.h"
 
 #include "scan.h"
 #include "tstamp.h"
+
+static struct tz *paris;
 
 static void expect_ok(enum csvin_kind k, const char *name, const char *utc)
 {
 	char reason[200] = "";
 	time_t t;
 	tstamp_t got;
-	if (!scan_name_parse(k, name, "Europe/Paris", &t, reason, sizeof(reason)))
+	if (!scan_name_parse(k, name, paris, &t, reason, sizeof(reason)))
 		fail_msg("%s refused: %s", name, reason);
 	tstamp_format(t, got);
 	assert_string_equal(got, utc);
@@ -19,7 +22,7 @@ static void expect_no(enum csvin_kind k, const char *name, const char *why)
 {
 	char reason[200] = "";
 	time_t t;
-	if (scan_name_parse(k, name, "Europe/Paris", &t, reason, sizeof(reason)))
+	if (scan_name_parse(k, name, paris, &t, reason, sizeof(reason)))
 		fail_msg("%s taken", name);
 	if (!strstr(reason, why))
 		fail_msg("%s: reason '%s' lacks '%s'", name, reason, why);
@@ -60,11 +63,25 @@ static void t_kind_names(void **state)
 		    CSVIN_ORDERS < CSVIN_RETURNS && CSVIN_RETURNS < CSVIN_DIMENSIONS);
 }
 
+static int load_paris(void **state)
+{
+	(void)state;
+	char err[512];
+	return tz_load("Europe/Paris", &paris, err, sizeof(err));
+}
+
+static int free_paris(void **state)
+{
+	(void)state;
+	tz_free(paris);
+	return 0;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(t_names),
 		cmocka_unit_test(t_kind_names),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return cmocka_run_group_tests(tests, load_paris, free_paris);
 }

@@ -3,6 +3,7 @@
 #include <sqlite3.h>
 
 #include "unit.h"
+#include "unit_sql.h"
 
 #include "migrations.h"
 #include "store.h"
@@ -12,16 +13,6 @@ static const char *const tables[] = {
 	"orders", "order_lines", "returns", "return_lines", "return_reasons", "sync_state",
 	"sync_runs", "sftp_files", "csv_rejects", "dimensions",
 };
-
-static int query_int(sqlite3 *db, const char *sql)
-{
-	sqlite3_stmt *s;
-	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK);
-	assert_int_equal(sqlite3_step(s), SQLITE_ROW);
-	int v = sqlite3_column_int(s, 0);
-	sqlite3_finalize(s);
-	return v;
-}
 
 /* The whole schema as text, to tell whether a second open changed anything. */
 static char *schema_dump(sqlite3 *db)
@@ -64,10 +55,10 @@ static void test_open_creates_every_table(void **state)
 		char sql[160];
 		snprintf(sql, sizeof(sql), "SELECT count(*) FROM sqlite_schema WHERE type='table' AND name='%s'",
 			 tables[i]);
-		if (query_int(store_db(st), sql) != 1)
+		if (unit_query_int(store_db(st), sql) != 1)
 			fail_msg("table %s missing", tables[i]);
 	}
-	assert_int_equal(query_int(store_db(st), "PRAGMA foreign_keys"), 1);
+	assert_int_equal(unit_query_int(store_db(st), "PRAGMA foreign_keys"), 1);
 	sqlite3_stmt *s;
 	assert_int_equal(sqlite3_prepare_v2(store_db(st), "PRAGMA journal_mode", -1, &s, NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_step(s), SQLITE_ROW);
@@ -111,8 +102,8 @@ static void test_migrate_from_every_version(void **state)
 		assert_int_equal(store_open(path, &st, err, sizeof(err)), 0);
 		assert_int_equal(store_schema_version(st), migrations_count);
 		if (from >= 1)
-			assert_int_equal(query_int(store_db(st), "SELECT count(*) FROM orders"), 1);
-		assert_int_equal(query_int(store_db(st),
+			assert_int_equal(unit_query_int(store_db(st), "SELECT count(*) FROM orders"), 1);
+		assert_int_equal(unit_query_int(store_db(st),
 			"SELECT count(*) FROM sqlite_schema WHERE name = 'dimensions'"), 1);
 		store_close(st);
 		free(path);
@@ -159,7 +150,7 @@ static void test_record_upsert(void **state)
 	assert_true(changed);
 
 	sqlite3 *db = store_db(st);
-	assert_int_equal(query_int(db, "SELECT count(*) FROM records"), 1);
+	assert_int_equal(unit_query_int(db, "SELECT count(*) FROM records"), 1);
 	sqlite3_stmt *s;
 	assert_int_equal(sqlite3_prepare_v2(db, "SELECT first_seen, last_seen, json, last_run FROM records",
 					    -1, &s, NULL), SQLITE_OK);
@@ -178,11 +169,11 @@ static void test_record_upsert(void **state)
 	assert_int_equal(n, 1);
 	assert_int_equal(store_record_sweep(st, "orders", "api", 4, "2026-01-05T00:00:00Z", &n), 0);
 	assert_int_equal(n, 0);
-	assert_int_equal(query_int(db, "SELECT deleted FROM records WHERE id = '42'"), 1);
+	assert_int_equal(unit_query_int(db, "SELECT deleted FROM records WHERE id = '42'"), 1);
 	/* Seen again: undeleted, and that counts as a change. */
 	assert_int_equal(store_record_put(st, &r, "2026-01-06T00:00:00Z", 5, &changed), 0);
 	assert_true(changed);
-	assert_int_equal(query_int(db, "SELECT deleted FROM records WHERE id = '42'"), 0);
+	assert_int_equal(unit_query_int(db, "SELECT deleted FROM records WHERE id = '42'"), 0);
 	store_close(st);
 	free(path);
 	unit_rmtree(dir);
@@ -242,8 +233,8 @@ static void test_state_and_runs(void **state)
 	assert_int_equal(store_run_finish(st, &r, "2026-01-01T00:01:00Z"), 0);
 	assert_int_equal(store_run_reap(st, "2026-01-01T00:02:00Z"), 0);
 	sqlite3 *db = store_db(st);
-	assert_int_equal(query_int(db, "SELECT count(*) FROM sync_runs WHERE outcome = 'success' AND rows_in = 150"), 1);
-	assert_int_equal(query_int(db, "SELECT count(*) FROM sync_runs WHERE outcome = 'interrupted'"), 1);
+	assert_int_equal(unit_query_int(db, "SELECT count(*) FROM sync_runs WHERE outcome = 'success' AND rows_in = 150"), 1);
+	assert_int_equal(unit_query_int(db, "SELECT count(*) FROM sync_runs WHERE outcome = 'interrupted'"), 1);
 	store_close(st);
 	free(path);
 	unit_rmtree(dir);

@@ -1,7 +1,7 @@
 /* fuzz_csvin.c - libFuzzer target: any bytes as a gap-fill CSV file must be applied, rejected
  * or refused, never crash, leak or leave a transaction open.  The first byte picks the kind
  * and the reject ratio; the rest is the file.
- * fuzz-sources: lib/csvin.c lib/canon.c lib/store.c lib/tstamp.c lib/config.c lib/stream.c lib/log.c */
+ * fuzz-sources: lib/csvin.c lib/canon.c lib/store.c lib/tstamp.c lib/tz.c lib/civil.c lib/utf8.c lib/config.c lib/stream.c lib/log.c */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,11 +9,13 @@
 
 #include "csvin.h"
 #include "store.h"
+#include "tz.h"
 
 #define FUZZ_REOPEN_EVERY 5000 /* runs between fresh in-memory mirrors, so it does not grow forever */
 
 static struct store *st;
 static unsigned runs;
+static struct tz *paris; /* loaded once, as the config would */
 
 /* A fresh in-memory mirror now and then; the last one lives until exit. */
 static struct store *mirror(void)
@@ -40,6 +42,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	memset(&m, 0, sizeof(m));
 	m.timezone = "Europe/Paris";
+	if (!paris && tz_load(m.timezone, &paris, (char[256]){ 0 }, 256) < 0)
+		abort();
+	m.tz = paris;
 	memcpy(m.languages[0], "fr", 3);
 	memcpy(m.languages[1], "en", 3);
 	m.n_languages = 2;
