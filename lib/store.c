@@ -196,7 +196,10 @@ static const char *SQL_RECORD_PUT =
 	"   json = excluded.json";
 
 static const char *SQL_RECORD_GET =
-	"SELECT json, deleted FROM records WHERE stream = ?1 AND id = ?2";
+	"SELECT json, deleted, source FROM records WHERE stream = ?1 AND id = ?2";
+
+static const char *SQL_RECORD_SEEN =
+	"UPDATE records SET last_seen = ?3, last_run = ?4 WHERE stream = ?1 AND id = ?2";
 
 static void bind_text(sqlite3_stmt *s, int i, const char *v)
 {
@@ -206,28 +209,31 @@ static void bind_text(sqlite3_stmt *s, int i, const char *v)
 		sqlite3_bind_null(s, i);
 }
 
-int store_record_put(struct store *st, const struct store_record *r, const char *now,
-		     int64_t run_id, bool *changed)
+/* 1 when the stored record is r (same source and JSON, not deleted), 0 when not, -EIO. */
+static int record_same(struct store *st, const struct store_record *r)
 {
-	/* Compare with what is stored first: an unchanged record still gets
-	 * last_seen and last_run, but does not count as a change. */
-	if (changed) {
-		sqlite3_stmt *g = store_stmt(st, SQL_RECORD_GET);
-		if (!g)
-			return -EIO;
-		bind_text(g, 1, r->stream);
-		bind_text(g, 2, r->id);
-		int rc = sqlite3_step(g);
-		if (rc == SQLITE_ROW) {
-			const char *old = (const char *)sqlite3_column_text(g, 0);
-			*changed = sqlite3_column_int(g, 1) != 0 || !old || strcmp(old, r->json) != 0;
-		} else if (rc == SQLITE_DONE) {
-			*changed = true;
-		} else {
-			return -EIO;
-		}
-		sqlite3_reset(g);
+	sqlite3_stmt *g = store_stmt(st, SQL_RECORD_GET);
+	if (!g)
+		return -EIO;
+	bind_text(g, 1, r->stream);
+	bind_text(g, 2, r->id);
+	int rc = sqlite3_step(g), same = 0;
+	if (rc == SQLITE_ROW) {
+		const char *old = (const char *)sqlite3_column_text(g, 0);
+		const char *src = (const char *)sqlite3_column_text(g, 2);
+		size_t len = (size_t)sqlite3_column_bytes(g, 0);
+		same = sqlite3_column_int(g, 1) == 0 && old && src && strcmp(src, r->source) == 0 &&
+		       strlen(r->json) == len && memcmp(old, r->json, len) == 0;
+	} else if (rc != SQLITE_DONE) {
+		same = -EIO;
 	}
+	sqlite3_reset(g);
+	return same;
+}
+
+static int record_write(struct store *st, const struct store_record *r, const char *now,
+			int64_t run_id)
+{
 	sqlite3_stmt *s = store_stmt(st, SQL_RECORD_PUT);
 	if (!s)
 		return -EIO;
@@ -238,6 +244,43 @@ int store_record_put(struct store *st, const struct store_record *r, const char 
 	bind_text(s, 5, now);
 	sqlite3_bind_int64(s, 6, run_id);
 	bind_text(s, 7, r->json);
+	int rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE ? 0 : -EIO;
+}
+
+int store_record_put(struct store *st, const struct store_record *r, const char *now,
+		     int64_t run_id, bool *changed)
+{
+	/* Compare with what is stored first: an unchanged record still gets
+	 * last_seen and last_run, but does not count as a change. */
+	if (changed) {
+		int same = record_same(st, r);
+		if (same < 0)
+			return -EIO;
+		*changed = !same;
+	}
+	return record_write(st, r, now, run_id);
+}
+
+int store_record_merge(struct store *st, const struct store_record *r, const char *now,
+		       int64_t run_id, bool mark_seen, bool *changed)
+{
+	int same = record_same(st, r);
+	if (same < 0)
+		return -EIO;
+	*changed = !same;
+	if (!same)
+		return record_write(st, r, now, run_id);
+	if (!mark_seen)
+		return 0;
+	sqlite3_stmt *s = store_stmt(st, SQL_RECORD_SEEN);
+	if (!s)
+		return -EIO;
+	bind_text(s, 1, r->stream);
+	bind_text(s, 2, r->id);
+	bind_text(s, 3, now);
+	sqlite3_bind_int64(s, 4, run_id);
 	int rc = sqlite3_step(s);
 	sqlite3_reset(s);
 	return rc == SQLITE_DONE ? 0 : -EIO;
