@@ -32,16 +32,32 @@ static char *scratch_take(struct scratch *sc)
 	return sc->slot[sc->used++];
 }
 
+/* n in decimal into b (SCRATCH_LEN bytes): what "%lld" writes, without printf's cost per id. */
+static const char *integer_text(char *b, json_int_t n)
+{
+	char tmp[24];
+	size_t len = 0;
+	unsigned long long u = n < 0 ? 0ull - (unsigned long long)n : (unsigned long long)n;
+	do {
+		tmp[len++] = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	size_t i = 0;
+	if (n < 0)
+		b[i++] = '-';
+	while (len)
+		b[i++] = tmp[--len];
+	b[i] = 0;
+	return b;
+}
+
 /* A JSON scalar as canonical text: strings as they are ("" is NULL), numbers in JSON form. */
 static const char *text(struct scratch *sc, json_t *v)
 {
 	if (json_is_string(v))
 		return json_string_length(v) ? json_string_value(v) : NULL;
-	if (json_is_integer(v)) {
-		char *b = scratch_take(sc);
-		snprintf(b, SCRATCH_LEN, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-		return b;
-	}
+	if (json_is_integer(v))
+		return integer_text(scratch_take(sc), json_integer_value(v));
 	if (json_is_real(v)) {
 		/* The shortest text that reads back as the same number: 19.9, not 19.899999999999999. */
 		char *b = scratch_take(sc);
@@ -84,6 +100,21 @@ static const char *field_time(const struct project_ctx *c, struct scratch *sc, j
 	return b;
 }
 
+/* A looked-up column copied to scratch (the statement's text goes stale at its reset). */
+static const char *column_copy(struct scratch *sc, sqlite3_stmt *s, int i)
+{
+	const char *v = (const char *)sqlite3_column_text(s, i);
+	if (!v)
+		return NULL;
+	size_t n = (size_t)sqlite3_column_bytes(s, i);
+	char *b = scratch_take(sc);
+	if (n >= SCRATCH_LEN)
+		n = SCRATCH_LEN - 1;
+	memcpy(b, v, n);
+	b[n] = 0;
+	return b;
+}
+
 /* One text column from a lookup query with one text parameter; NULL when no row. */
 static const char *lookup(const struct project_ctx *c, struct scratch *sc, const char *sql,
 			  const char *param)
@@ -95,20 +126,14 @@ static const char *lookup(const struct project_ctx *c, struct scratch *sc, const
 	if (!s)
 		return NULL;
 	sqlite3_bind_text(s, 1, param, -1, SQLITE_STATIC);
-	if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_text(s, 0)) {
-		char *b = scratch_take(sc);
-		snprintf(b, SCRATCH_LEN, "%s", (const char *)sqlite3_column_text(s, 0));
-		out = b;
-	}
+	if (sqlite3_step(s) == SQLITE_ROW)
+		out = column_copy(sc, s, 0);
 	sqlite3_reset(s);
 	return out;
 }
 
 static const char *SQL_SIZE_LABEL = "SELECT label FROM sizes WHERE size_id = ?1";
 static const char *SQL_DEPARTMENT_LABEL = "SELECT label FROM departments WHERE department_id = ?1";
-static const char *SQL_PRODUCT_ID = "SELECT product_id FROM products WHERE source_id = ?1";
-static const char *SQL_VARIANT_SKU = "SELECT sku FROM variants WHERE variant_id = ?1";
-static const char *SQL_VARIANT_SIZE = "SELECT size_label FROM variants WHERE variant_id = ?1";
 static const char *SQL_ATTRIBUTE_BY_CODE = "SELECT attribute_id FROM attributes WHERE code = ?1";
 static const char *SQL_PRODUCT_RENAMED_LABELS =
 	"DELETE FROM labels WHERE entity = 'product' AND source = 'api' AND entity_id IN"
@@ -413,21 +438,41 @@ out:
 	return r;
 }
 
+/* One statement for the three catalog look-ups of a line (it runs for every line). */
+static const char *SQL_LINE_REFS =
+	"SELECT (SELECT product_id FROM products WHERE source_id = ?1),"
+	"       (SELECT sku FROM variants WHERE variant_id = ?2),"
+	"       (SELECT size_label FROM variants WHERE variant_id = ?2)";
+
 /* An order or return line's product and variant columns, filled from the catalog. */
 static void line_refs(const struct project_ctx *c, struct scratch *sc, json_t *line,
 		      const char **product_id, const char **variant_id, const char **sku,
 		      const char **size_label)
 {
 	const char *raw = field_text(c, sc, line, "product_id");
-	const char *mapped = lookup(c, sc, SQL_PRODUCT_ID, raw);
-	*product_id = mapped ? mapped : raw;
 	*variant_id = field_text(c, sc, line, "product_size_id");
 	*sku = field_text(c, sc, line, "sku");
-	if (!*sku)
-		*sku = lookup(c, sc, SQL_VARIANT_SKU, *variant_id);
 	*size_label = field_text(c, sc, line, "size_label");
-	if (!*size_label)
-		*size_label = lookup(c, sc, SQL_VARIANT_SIZE, *variant_id);
+	*product_id = raw;
+	if (!raw && (*sku || !*variant_id) && (*size_label || !*variant_id))
+		return;
+	sqlite3_stmt *s = store_stmt(c->st, SQL_LINE_REFS);
+	if (!s)
+		return;
+	if (raw)
+		sqlite3_bind_text(s, 1, raw, -1, SQLITE_STATIC);
+	if (*variant_id)
+		sqlite3_bind_text(s, 2, *variant_id, -1, SQLITE_STATIC);
+	if (sqlite3_step(s) == SQLITE_ROW) {
+		const char *mapped = column_copy(sc, s, 0);
+		if (mapped)
+			*product_id = mapped;
+		if (!*sku)
+			*sku = column_copy(sc, s, 1);
+		if (!*size_label)
+			*size_label = column_copy(sc, s, 2);
+	}
+	sqlite3_reset(s);
 }
 
 /* A line's number: its id, else its place in the record (from 1). */

@@ -14,9 +14,9 @@ Absolute figures on a shared machine are noise; the ratios HEAD/BASE of one run 
   2. Initial sync at the default rate limit (rate_limit = 2) on a smaller shop
      (RATE_SCALE, default 0.5 of the above: 2,000 / 15,000 / 3,000) so that it takes
      minutes: requests and wall time.
-  3. Peak RSS of this build at 10x the data (40,000 products, 300,000 orders), page size
+  4. Peak RSS of this build at 10x the data (40,000 products, 300,000 orders), page size
      500.  BIG=0 skips it; BIG_BASE=1 runs BASE on it too.
-  4. SFTP CSV ingestion of a returns file (ROWS, default 1,000,000; needs root for sshd):
+  3. SFTP CSV ingestion of a returns file (ROWS, default 1,000,000; needs root for sshd):
      rows/s of each build, and the ratio to two floors: the sqlite3 shell `.import`ing the
      file into a bare table, and the sqlite3 shell inserting the same final rows into the
      mirror's own tables and indexes (schema from sql/, one transaction).
@@ -282,10 +282,10 @@ def main():
         builds = [("BASE", base), ("HEAD", KLEEPD)]
         api = api_phase(root, builds, scale)
         rate = rate_phase(root, builds, rate_scale)
+        csv = csv_phase(root, builds, rows)
         big = None
         if os.environ.get("BIG", "1") != "0":
             big = big_phase(root, builds if os.environ.get("BIG_BASE") else builds[1:])
-        csv = csv_phase(root, builds, rows)
         if not api or not rate:
             return 1
         print("\n== targets (ratios HEAD/BASE of this run)")
