@@ -186,17 +186,21 @@ void store_close(struct store *st)
 	free(st);
 }
 
-static const char *SQL_RECORD_PUT =
-	"INSERT INTO records (stream, id, source, source_updated_at, first_seen, last_seen,"
-	"                     last_run, deleted, json)"
-	" VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, 0, ?7)"
-	" ON CONFLICT (stream, id) DO UPDATE SET"
-	"   source = excluded.source, source_updated_at = excluded.source_updated_at,"
-	"   last_seen = excluded.last_seen, last_run = excluded.last_run, deleted = 0,"
-	"   json = excluded.json";
+#define SQL_RECORD_UPSERT                                                                   \
+	"INSERT INTO records (stream, id, source, source_updated_at, first_seen, last_seen,"    \
+	"                     last_run, deleted, json)"                                          \
+	" VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, 0, ?7)"                                            \
+	" ON CONFLICT (stream, id) DO UPDATE SET"                                                \
+	"   source = excluded.source, source_updated_at = excluded.source_updated_at,"          \
+	"   last_seen = excluded.last_seen, last_run = excluded.last_run, deleted = 0,"         \
+	"   json = excluded.json"
 
-static const char *SQL_RECORD_GET =
-	"SELECT json, deleted, source FROM records WHERE stream = ?1 AND id = ?2";
+static const char *SQL_RECORD_PUT = SQL_RECORD_UPSERT;
+
+/* SQL_RECORD_PUT that leaves a stored record as it is alone: sqlite3_changes() says which. */
+static const char *SQL_RECORD_MERGE = SQL_RECORD_UPSERT
+	" WHERE records.deleted <> 0 OR records.source IS NOT excluded.source"
+	"   OR records.json IS NOT excluded.json";
 
 static const char *SQL_RECORD_SEEN =
 	"UPDATE records SET last_seen = ?3, last_run = ?4 WHERE stream = ?1 AND id = ?2";
@@ -209,32 +213,10 @@ static void bind_text(sqlite3_stmt *s, int i, const char *v)
 		sqlite3_bind_null(s, i);
 }
 
-/* 1 when the stored record is r (same source and JSON, not deleted), 0 when not, -EIO. */
-static int record_same(struct store *st, const struct store_record *r)
+static int record_write(struct store *st, const char *sql, const struct store_record *r,
+			const char *now, int64_t run_id)
 {
-	sqlite3_stmt *g = store_stmt(st, SQL_RECORD_GET);
-	if (!g)
-		return -EIO;
-	bind_text(g, 1, r->stream);
-	bind_text(g, 2, r->id);
-	int rc = sqlite3_step(g), same = 0;
-	if (rc == SQLITE_ROW) {
-		const char *old = (const char *)sqlite3_column_text(g, 0);
-		const char *src = (const char *)sqlite3_column_text(g, 2);
-		size_t len = (size_t)sqlite3_column_bytes(g, 0);
-		same = sqlite3_column_int(g, 1) == 0 && old && src && strcmp(src, r->source) == 0 &&
-		       strlen(r->json) == len && memcmp(old, r->json, len) == 0;
-	} else if (rc != SQLITE_DONE) {
-		same = -EIO;
-	}
-	sqlite3_reset(g);
-	return same;
-}
-
-static int record_write(struct store *st, const struct store_record *r, const char *now,
-			int64_t run_id)
-{
-	sqlite3_stmt *s = store_stmt(st, SQL_RECORD_PUT);
+	sqlite3_stmt *s = store_stmt(st, sql);
 	if (!s)
 		return -EIO;
 	bind_text(s, 1, r->stream);
@@ -252,27 +234,21 @@ static int record_write(struct store *st, const struct store_record *r, const ch
 int store_record_put(struct store *st, const struct store_record *r, const char *now,
 		     int64_t run_id, bool *changed)
 {
-	/* Compare with what is stored first: an unchanged record still gets
-	 * last_seen and last_run, but does not count as a change. */
-	if (changed) {
-		int same = record_same(st, r);
-		if (same < 0)
-			return -EIO;
-		*changed = !same;
-	}
-	return record_write(st, r, now, run_id);
+	/* An unchanged record still gets last_seen and last_run, but does
+	 * not count as a change. */
+	if (changed)
+		return store_record_merge(st, r, now, run_id, true, changed);
+	return record_write(st, SQL_RECORD_PUT, r, now, run_id);
 }
 
 int store_record_merge(struct store *st, const struct store_record *r, const char *now,
 		       int64_t run_id, bool mark_seen, bool *changed)
 {
-	int same = record_same(st, r);
-	if (same < 0)
+	/* One statement for a new or changed record (most of an initial sync). */
+	if (record_write(st, SQL_RECORD_MERGE, r, now, run_id) < 0)
 		return -EIO;
-	*changed = !same;
-	if (!same)
-		return record_write(st, r, now, run_id);
-	if (!mark_seen)
+	*changed = sqlite3_changes(st->db) > 0;
+	if (*changed || !mark_seen)
 		return 0;
 	sqlite3_stmt *s = store_stmt(st, SQL_RECORD_SEEN);
 	if (!s)
