@@ -213,14 +213,16 @@ int project_identity(const struct project_ctx *c, enum stream s, json_t *rec,
 		snprintf(err, errlen, "a %s record has no '%s'", stream_name(s), profile_field(c->p, "id"));
 		return -EINVAL;
 	}
-	if (snprintf(id, PROJECT_ID_MAX, "%s", v) >= PROJECT_ID_MAX) {
+	size_t n = strlen(v);
+	if (n >= PROJECT_ID_MAX) {
 		snprintf(err, errlen, "a %s record has an id longer than %d bytes", stream_name(s),
 			 PROJECT_ID_MAX - 1);
 		return -EINVAL;
 	}
+	memcpy(id, v, n + 1);
 	when = field_time(c, &sc, rec, "date_upd");
 	if (when) {
-		snprintf(updated, TSTAMP_LEN, "%s", when);
+		memcpy(updated, when, TSTAMP_LEN); /* a scratch slot: longer than a tstamp_t */
 		return 0;
 	}
 	const char *raw = json_string_value(get(c, rec, "date_upd"));
