@@ -842,24 +842,26 @@ static int apply_product(struct ctx *x)
 }
 
 /* The statements that place a line within its order or return. */
+/* by_variant and by_sku also give the next free number, in one statement. */
 struct line_sql {
-	const char *by_line, *by_variant, *by_sku, *next;
+	const char *by_line, *by_variant, *by_sku;
 };
+
+#define LINE_OR_NEXT(lines, parent, col)                                                  \
+	"SELECT (SELECT line_no FROM " lines " WHERE " parent " = ?1 AND " col " = ?2"         \
+	"        ORDER BY line_no LIMIT 1),"                                                  \
+	"       (SELECT COALESCE(MAX(line_no), 0) + 1 FROM " lines " WHERE " parent " = ?1)"
 
 static const struct line_sql order_line_sql = {
 	"SELECT line_no FROM order_lines WHERE order_id = ?1 AND line_no = ?2",
-	"SELECT line_no FROM order_lines WHERE order_id = ?1 AND variant_id = ?2"
-	" ORDER BY line_no LIMIT 1",
-	"SELECT line_no FROM order_lines WHERE order_id = ?1 AND sku = ?2 ORDER BY line_no LIMIT 1",
-	"SELECT COALESCE(MAX(line_no), 0) + 1 FROM order_lines WHERE order_id = ?1",
+	LINE_OR_NEXT("order_lines", "order_id", "variant_id"),
+	LINE_OR_NEXT("order_lines", "order_id", "sku"),
 };
 
 static const struct line_sql return_line_sql = {
 	"SELECT line_no FROM return_lines WHERE return_id = ?1 AND line_no = ?2",
-	"SELECT line_no FROM return_lines WHERE return_id = ?1 AND variant_id = ?2"
-	" ORDER BY line_no LIMIT 1",
-	"SELECT line_no FROM return_lines WHERE return_id = ?1 AND sku = ?2 ORDER BY line_no LIMIT 1",
-	"SELECT COALESCE(MAX(line_no), 0) + 1 FROM return_lines WHERE return_id = ?1",
+	LINE_OR_NEXT("return_lines", "return_id", "variant_id"),
+	LINE_OR_NEXT("return_lines", "return_id", "sku"),
 };
 
 /*
@@ -888,22 +890,19 @@ static int place_line(struct ctx *x, const struct line_sql *sql, const char *par
 		found = query(x, sql->by_sku, parent, v[C_SKU], &q);
 		*id = key_set(x, "%s:sku:%s", parent, v[C_SKU]);
 	}
-	if (found < 0)
+	if (found < 0 || (!v[C_LINE_NO] && found != 1))
 		return -EIO;
 	if (!*id)
 		return -ENOMEM;
-	*exists = found;
-	if (found) {
-		if (!v[C_LINE_NO])
-			snprintf(line_no, NORM_LEN, "%lld", (long long)sqlite3_column_int64(q, 0));
-		sqlite3_reset(q);
+	if (v[C_LINE_NO]) {
+		*exists = found;
+		if (found)
+			sqlite3_reset(q);
 		return 0;
 	}
-	if (v[C_LINE_NO])
-		return 0;
-	if (query(x, sql->next, parent, NULL, &q) != 1)
-		return -EIO;
-	snprintf(line_no, NORM_LEN, "%lld", (long long)sqlite3_column_int64(q, 0));
+	/* The line holding this variant (or sku), else the next free number. */
+	*exists = sqlite3_column_type(q, 0) != SQLITE_NULL;
+	snprintf(line_no, NORM_LEN, "%lld", (long long)sqlite3_column_int64(q, *exists ? 0 : 1));
 	sqlite3_reset(q);
 	return 0;
 }

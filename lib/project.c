@@ -32,16 +32,32 @@ static char *scratch_take(struct scratch *sc)
 	return sc->slot[sc->used++];
 }
 
+/* n in decimal into b (SCRATCH_LEN bytes): what "%lld" writes, without printf's cost per id. */
+static const char *integer_text(char *b, json_int_t n)
+{
+	char tmp[24];
+	size_t len = 0;
+	unsigned long long u = n < 0 ? 0ull - (unsigned long long)n : (unsigned long long)n;
+	do {
+		tmp[len++] = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	size_t i = 0;
+	if (n < 0)
+		b[i++] = '-';
+	while (len)
+		b[i++] = tmp[--len];
+	b[i] = 0;
+	return b;
+}
+
 /* A JSON scalar as canonical text: strings as they are ("" is NULL), numbers in JSON form. */
 static const char *text(struct scratch *sc, json_t *v)
 {
 	if (json_is_string(v))
 		return json_string_length(v) ? json_string_value(v) : NULL;
-	if (json_is_integer(v)) {
-		char *b = scratch_take(sc);
-		snprintf(b, SCRATCH_LEN, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-		return b;
-	}
+	if (json_is_integer(v))
+		return integer_text(scratch_take(sc), json_integer_value(v));
 	if (json_is_real(v)) {
 		/* The shortest text that reads back as the same number: 19.9, not 19.899999999999999. */
 		char *b = scratch_take(sc);
@@ -84,6 +100,21 @@ static const char *field_time(const struct project_ctx *c, struct scratch *sc, j
 	return b;
 }
 
+/* A looked-up column copied to scratch (the statement's text goes stale at its reset). */
+static const char *column_copy(struct scratch *sc, sqlite3_stmt *s, int i)
+{
+	const char *v = (const char *)sqlite3_column_text(s, i);
+	if (!v)
+		return NULL;
+	size_t n = (size_t)sqlite3_column_bytes(s, i);
+	char *b = scratch_take(sc);
+	if (n >= SCRATCH_LEN)
+		n = SCRATCH_LEN - 1;
+	memcpy(b, v, n);
+	b[n] = 0;
+	return b;
+}
+
 /* One text column from a lookup query with one text parameter; NULL when no row. */
 static const char *lookup(const struct project_ctx *c, struct scratch *sc, const char *sql,
 			  const char *param)
@@ -95,20 +126,14 @@ static const char *lookup(const struct project_ctx *c, struct scratch *sc, const
 	if (!s)
 		return NULL;
 	sqlite3_bind_text(s, 1, param, -1, SQLITE_STATIC);
-	if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_text(s, 0)) {
-		char *b = scratch_take(sc);
-		snprintf(b, SCRATCH_LEN, "%s", (const char *)sqlite3_column_text(s, 0));
-		out = b;
-	}
+	if (sqlite3_step(s) == SQLITE_ROW)
+		out = column_copy(sc, s, 0);
 	sqlite3_reset(s);
 	return out;
 }
 
 static const char *SQL_SIZE_LABEL = "SELECT label FROM sizes WHERE size_id = ?1";
 static const char *SQL_DEPARTMENT_LABEL = "SELECT label FROM departments WHERE department_id = ?1";
-static const char *SQL_PRODUCT_ID = "SELECT product_id FROM products WHERE source_id = ?1";
-static const char *SQL_VARIANT_SKU = "SELECT sku FROM variants WHERE variant_id = ?1";
-static const char *SQL_VARIANT_SIZE = "SELECT size_label FROM variants WHERE variant_id = ?1";
 static const char *SQL_ATTRIBUTE_BY_CODE = "SELECT attribute_id FROM attributes WHERE code = ?1";
 static const char *SQL_PRODUCT_RENAMED_LABELS =
 	"DELETE FROM labels WHERE entity = 'product' AND source = 'api' AND entity_id IN"
@@ -188,14 +213,16 @@ int project_identity(const struct project_ctx *c, enum stream s, json_t *rec,
 		snprintf(err, errlen, "a %s record has no '%s'", stream_name(s), profile_field(c->p, "id"));
 		return -EINVAL;
 	}
-	if (snprintf(id, PROJECT_ID_MAX, "%s", v) >= PROJECT_ID_MAX) {
+	size_t n = strlen(v);
+	if (n >= PROJECT_ID_MAX) {
 		snprintf(err, errlen, "a %s record has an id longer than %d bytes", stream_name(s),
 			 PROJECT_ID_MAX - 1);
 		return -EINVAL;
 	}
+	memcpy(id, v, n + 1);
 	when = field_time(c, &sc, rec, "date_upd");
 	if (when) {
-		snprintf(updated, TSTAMP_LEN, "%s", when);
+		memcpy(updated, when, TSTAMP_LEN); /* a scratch slot: longer than a tstamp_t */
 		return 0;
 	}
 	const char *raw = json_string_value(get(c, rec, "date_upd"));
@@ -275,6 +302,23 @@ static void collected_free(char **v, size_t n)
 static int relink_lines(const struct project_ctx *c, char **old, size_t n_old);
 static int reproject(const struct project_ctx *c, enum stream s, const char *id);
 
+/*
+ * canon_put of a parent row; *fresh when it was inserted rather than updated.
+ * A new parent has no child rows yet (their foreign keys are enforced), so
+ * there are none to delete or compare: a statement or two less per record of
+ * an initial sync.
+ */
+static int put_parent(const struct project_ctx *c, enum canon_table t, const char *const *row,
+		      bool *applied, bool *fresh)
+{
+	sqlite3 *db = store_db(c->st);
+	sqlite3_int64 before = sqlite3_last_insert_rowid(db);
+	if (canon_put(c->st, t, row, "api", applied) < 0)
+		return -EIO;
+	*fresh = *applied && sqlite3_last_insert_rowid(db) != before;
+	return 0;
+}
+
 static const char *SQL_ORDERS_OF_RAW_PRODUCT =
 	"SELECT DISTINCT order_id FROM order_lines WHERE product_id = ?1 AND source = 'api'";
 static const char *SQL_RETURNS_OF_RAW_PRODUCT =
@@ -322,7 +366,7 @@ static int project_product(const struct project_ctx *c, json_t *rec, char *err, 
 	row[P_DEACTIVATED] = json_is_false(active) || (json_is_integer(active) && !json_integer_value(active))
 			     ? "1" : "0";
 
-	bool applied;
+	bool applied, fresh;
 	int r = -EIO;
 	char **old = NULL;
 	size_t n_old = 0;
@@ -342,15 +386,15 @@ static int project_product(const struct project_ctx *c, json_t *rec, char *err, 
 		if (rc != SQLITE_DONE)
 			goto out;
 	}
-	if (canon_put(c->st, CANON_PRODUCTS, row, "api", &applied) < 0)
+	if (put_parent(c, CANON_PRODUCTS, row, &applied, &fresh) < 0)
 		goto out;
 	r = 0;
 	if (!applied) /* an SFTP row with a newer time holds this product */
 		goto out;
 	/* The variants before this update: lines pointing to one that goes or
 	 * changes follow it (relink_lines). */
-	if (collect(c, SQL_PRODUCT_VARIANTS, row[P_PRODUCT_ID], 3, &old, &n_old) < 0 ||
-	    canon_delete_children(c->st, CANON_VARIANTS, NULL, row[P_PRODUCT_ID]) < 0 ||
+	if ((!fresh && (collect(c, SQL_PRODUCT_VARIANTS, row[P_PRODUCT_ID], 3, &old, &n_old) < 0 ||
+			canon_delete_children(c->st, CANON_VARIANTS, NULL, row[P_PRODUCT_ID]) < 0)) ||
 	    put_labels(c, "product", row[P_PRODUCT_ID], tr, fields) < 0) {
 		r = -EIO;
 		goto out;
@@ -413,21 +457,41 @@ out:
 	return r;
 }
 
+/* One statement for the three catalog look-ups of a line (it runs for every line). */
+static const char *SQL_LINE_REFS =
+	"SELECT (SELECT product_id FROM products WHERE source_id = ?1),"
+	"       (SELECT sku FROM variants WHERE variant_id = ?2),"
+	"       (SELECT size_label FROM variants WHERE variant_id = ?2)";
+
 /* An order or return line's product and variant columns, filled from the catalog. */
 static void line_refs(const struct project_ctx *c, struct scratch *sc, json_t *line,
 		      const char **product_id, const char **variant_id, const char **sku,
 		      const char **size_label)
 {
 	const char *raw = field_text(c, sc, line, "product_id");
-	const char *mapped = lookup(c, sc, SQL_PRODUCT_ID, raw);
-	*product_id = mapped ? mapped : raw;
 	*variant_id = field_text(c, sc, line, "product_size_id");
 	*sku = field_text(c, sc, line, "sku");
-	if (!*sku)
-		*sku = lookup(c, sc, SQL_VARIANT_SKU, *variant_id);
 	*size_label = field_text(c, sc, line, "size_label");
-	if (!*size_label)
-		*size_label = lookup(c, sc, SQL_VARIANT_SIZE, *variant_id);
+	*product_id = raw;
+	if (!raw && (*sku || !*variant_id) && (*size_label || !*variant_id))
+		return;
+	sqlite3_stmt *s = store_stmt(c->st, SQL_LINE_REFS);
+	if (!s)
+		return;
+	if (raw)
+		sqlite3_bind_text(s, 1, raw, -1, SQLITE_STATIC);
+	if (*variant_id)
+		sqlite3_bind_text(s, 2, *variant_id, -1, SQLITE_STATIC);
+	if (sqlite3_step(s) == SQLITE_ROW) {
+		const char *mapped = column_copy(sc, s, 0);
+		if (mapped)
+			*product_id = mapped;
+		if (!*sku)
+			*sku = column_copy(sc, s, 1);
+		if (!*size_label)
+			*size_label = column_copy(sc, s, 2);
+	}
+	sqlite3_reset(s);
 }
 
 /* A line's number: its id, else its place in the record (from 1). */
@@ -445,7 +509,7 @@ static int project_order(const struct project_ctx *c, json_t *rec)
 {
 	struct scratch sc = { .used = 0 };
 	const char *row[O_COUNT] = { 0 };
-	bool applied;
+	bool applied, fresh;
 
 	row[O_ORDER_ID] = field_text(c, &sc, rec, "id");
 	row[O_REFERENCE] = field_text(c, &sc, rec, "reference");
@@ -455,11 +519,11 @@ static int project_order(const struct project_ctx *c, json_t *rec)
 	row[O_CUSTOMER_HASH] = json_string_value(get(c, rec, "customer"));
 	row[O_ORDERED_AT] = field_time(c, &sc, rec, "date_add");
 	row[O_UPDATED_AT] = field_time(c, &sc, rec, "date_upd");
-	if (canon_put(c->st, CANON_ORDERS, row, "api", &applied) < 0)
+	if (put_parent(c, CANON_ORDERS, row, &applied, &fresh) < 0)
 		return -EIO;
 	if (!applied)
 		return 0;
-	if (canon_delete_children(c->st, CANON_ORDER_LINES, NULL, row[O_ORDER_ID]) < 0)
+	if (!fresh && canon_delete_children(c->st, CANON_ORDER_LINES, NULL, row[O_ORDER_ID]) < 0)
 		return -EIO;
 	size_t i;
 	json_t *l;
@@ -482,17 +546,17 @@ static int project_return(const struct project_ctx *c, json_t *rec)
 {
 	struct scratch sc = { .used = 0 };
 	const char *row[R_COUNT] = { 0 };
-	bool applied;
+	bool applied, fresh;
 
 	row[R_RETURN_ID] = field_text(c, &sc, rec, "id");
 	row[R_ORDER_ID] = field_text(c, &sc, rec, "order_id");
 	row[R_RETURNED_AT] = field_time(c, &sc, rec, "date_add");
 	row[R_UPDATED_AT] = field_time(c, &sc, rec, "date_upd");
-	if (canon_put(c->st, CANON_RETURNS, row, "api", &applied) < 0)
+	if (put_parent(c, CANON_RETURNS, row, &applied, &fresh) < 0)
 		return -EIO;
 	if (!applied)
 		return 0;
-	if (canon_delete_children(c->st, CANON_RETURN_LINES, NULL, row[R_RETURN_ID]) < 0)
+	if (!fresh && canon_delete_children(c->st, CANON_RETURN_LINES, NULL, row[R_RETURN_ID]) < 0)
 		return -EIO;
 	size_t i;
 	json_t *l;

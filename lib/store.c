@@ -186,17 +186,24 @@ void store_close(struct store *st)
 	free(st);
 }
 
-static const char *SQL_RECORD_PUT =
-	"INSERT INTO records (stream, id, source, source_updated_at, first_seen, last_seen,"
-	"                     last_run, deleted, json)"
-	" VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, 0, ?7)"
-	" ON CONFLICT (stream, id) DO UPDATE SET"
-	"   source = excluded.source, source_updated_at = excluded.source_updated_at,"
-	"   last_seen = excluded.last_seen, last_run = excluded.last_run, deleted = 0,"
-	"   json = excluded.json";
+#define SQL_RECORD_UPSERT                                                                   \
+	"INSERT INTO records (stream, id, source, source_updated_at, first_seen, last_seen,"    \
+	"                     last_run, deleted, json)"                                          \
+	" VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, 0, ?7)"                                            \
+	" ON CONFLICT (stream, id) DO UPDATE SET"                                                \
+	"   source = excluded.source, source_updated_at = excluded.source_updated_at,"          \
+	"   last_seen = excluded.last_seen, last_run = excluded.last_run, deleted = 0,"         \
+	"   json = excluded.json"
 
-static const char *SQL_RECORD_GET =
-	"SELECT json, deleted FROM records WHERE stream = ?1 AND id = ?2";
+static const char *SQL_RECORD_PUT = SQL_RECORD_UPSERT;
+
+/* SQL_RECORD_PUT that leaves a stored record as it is alone: sqlite3_changes() says which. */
+static const char *SQL_RECORD_MERGE = SQL_RECORD_UPSERT
+	" WHERE records.deleted <> 0 OR records.source IS NOT excluded.source"
+	"   OR records.json IS NOT excluded.json";
+
+static const char *SQL_RECORD_SEEN =
+	"UPDATE records SET last_seen = ?3, last_run = ?4 WHERE stream = ?1 AND id = ?2";
 
 static void bind_text(sqlite3_stmt *s, int i, const char *v)
 {
@@ -206,29 +213,10 @@ static void bind_text(sqlite3_stmt *s, int i, const char *v)
 		sqlite3_bind_null(s, i);
 }
 
-int store_record_put(struct store *st, const struct store_record *r, const char *now,
-		     int64_t run_id, bool *changed)
+static int record_write(struct store *st, const char *sql, const struct store_record *r,
+			const char *now, int64_t run_id)
 {
-	/* Compare with what is stored first: an unchanged record still gets
-	 * last_seen and last_run, but does not count as a change. */
-	if (changed) {
-		sqlite3_stmt *g = store_stmt(st, SQL_RECORD_GET);
-		if (!g)
-			return -EIO;
-		bind_text(g, 1, r->stream);
-		bind_text(g, 2, r->id);
-		int rc = sqlite3_step(g);
-		if (rc == SQLITE_ROW) {
-			const char *old = (const char *)sqlite3_column_text(g, 0);
-			*changed = sqlite3_column_int(g, 1) != 0 || !old || strcmp(old, r->json) != 0;
-		} else if (rc == SQLITE_DONE) {
-			*changed = true;
-		} else {
-			return -EIO;
-		}
-		sqlite3_reset(g);
-	}
-	sqlite3_stmt *s = store_stmt(st, SQL_RECORD_PUT);
+	sqlite3_stmt *s = store_stmt(st, sql);
 	if (!s)
 		return -EIO;
 	bind_text(s, 1, r->stream);
@@ -238,6 +226,37 @@ int store_record_put(struct store *st, const struct store_record *r, const char 
 	bind_text(s, 5, now);
 	sqlite3_bind_int64(s, 6, run_id);
 	bind_text(s, 7, r->json);
+	int rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE ? 0 : -EIO;
+}
+
+int store_record_put(struct store *st, const struct store_record *r, const char *now,
+		     int64_t run_id, bool *changed)
+{
+	/* An unchanged record still gets last_seen and last_run, but does
+	 * not count as a change. */
+	if (changed)
+		return store_record_merge(st, r, now, run_id, true, changed);
+	return record_write(st, SQL_RECORD_PUT, r, now, run_id);
+}
+
+int store_record_merge(struct store *st, const struct store_record *r, const char *now,
+		       int64_t run_id, bool mark_seen, bool *changed)
+{
+	/* One statement for a new or changed record (most of an initial sync). */
+	if (record_write(st, SQL_RECORD_MERGE, r, now, run_id) < 0)
+		return -EIO;
+	*changed = sqlite3_changes(st->db) > 0;
+	if (*changed || !mark_seen)
+		return 0;
+	sqlite3_stmt *s = store_stmt(st, SQL_RECORD_SEEN);
+	if (!s)
+		return -EIO;
+	bind_text(s, 1, r->stream);
+	bind_text(s, 2, r->id);
+	bind_text(s, 3, now);
+	sqlite3_bind_int64(s, 4, run_id);
 	int rc = sqlite3_step(s);
 	sqlite3_reset(s);
 	return rc == SQLITE_DONE ? 0 : -EIO;

@@ -63,6 +63,16 @@ int store_record_put(struct store *st, const struct store_record *r, const char 
 		     int64_t run_id, bool *changed);
 
 /*
+ * store_record_put for a record that is most often stored already, as it is
+ * (an incremental run re-reading its lookback, a full read): when the stored
+ * record has the same source and JSON and is not marked deleted, nothing is
+ * written, or only last_seen and last_run when mark_seen (a full read, which
+ * store_record_sweep follows).  *changed tells which.  0 or -EIO.
+ */
+int store_record_merge(struct store *st, const struct store_record *r, const char *now,
+		       int64_t run_id, bool mark_seen, bool *changed);
+
+/*
  * After a complete full read of stream by run_id: mark deleted every record of
  * source not seen by that run.  *n gets how many were newly marked.  0 or -EIO.
  */

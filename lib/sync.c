@@ -40,7 +40,39 @@ struct run {
 	struct sync_result *res;
 	tstamp_t now;
 	char date_from[64];        /* the window's start in the shop's format, "" for none */
+	char *json;                /* one record's JSON, reused for every record (owned) */
+	size_t json_cap;
 };
+
+#define RECORD_JSON_MAX (64u << 20) /* bytes: above any page body wshop accepts */
+
+/*
+ * rec as compact JSON in the run's reused buffer, keys in the order the shop
+ * sent them (jansson keeps it), so a record served twice the same is stored
+ * the same text; NULL when out of memory or past RECORD_JSON_MAX.
+ */
+static const char *record_json(struct run *r, json_t *rec)
+{
+	for (;;) {
+		size_t n = json_dumpb(rec, r->json, r->json_cap, JSON_COMPACT);
+		if (n == 0)
+			return NULL;
+		if (n < r->json_cap) {
+			r->json[n] = 0;
+			return r->json;
+		}
+		if (n >= RECORD_JSON_MAX)
+			return NULL;
+		size_t cap = r->json_cap ? r->json_cap : 4096;
+		while (cap <= n)
+			cap *= 2;
+		char *grown = realloc(r->json, cap);
+		if (!grown)
+			return NULL;
+		r->json = grown;
+		r->json_cap = cap;
+	}
+}
 
 /*
  * The window's start as the shop's local text.  Near an autumn change the
@@ -134,20 +166,26 @@ static int apply_page(struct run *r, json_t *records)
 			log_warning(&r->log, "%s", r->res->message);
 			r->res->message[0] = 0;
 		}
-		char *json = json_dumps(rec, JSON_COMPACT | JSON_SORT_KEYS);
+		const char *json = record_json(r, rec);
 		if (!json)
 			return -ENOMEM;
+		/* A record the mirror holds as it is needs no write: its canonical
+		 * rows were projected from this same JSON.  A full read still marks
+		 * it seen, for the sweep (bookkeeping, not counted as written). */
 		struct store_record raw = { r->name, id, "api", updated[0] ? updated : NULL, json };
-		int rc = store_record_put(job->st, &raw, r->now, r->state.window_run, &changed);
-		free(json);
+		sqlite3_int64 t0 = sqlite3_total_changes64(store_db(job->st));
+		int rc = store_record_merge(job->st, &raw, r->now, r->state.window_run,
+					    !r->state.window_from, &changed);
 		if (rc < 0)
 			return -EIO;
-		rc = project_record(&r->pc, r->s, rec, r->res->message, sizeof(r->res->message));
-		if (rc < 0)
-			return rc == -EINVAL ? -EPROTO : rc;
-		r->res->rows_in++;
-		if (changed)
+		if (changed) {
+			rc = project_record(&r->pc, r->s, rec, r->res->message, sizeof(r->res->message));
+			if (rc < 0)
+				return rc == -EINVAL ? -EPROTO : rc;
 			r->res->rows_changed++;
+			r->res->rows_written += sqlite3_total_changes64(store_db(job->st)) - t0;
+		}
+		r->res->rows_in++;
 		/* The newest record of the window, for the cursor. */
 		struct store_state *st = &r->state;
 		if (updated[0] && (!st->window_max_time || strcmp(updated, st->window_max_time) > 0)) {
@@ -365,8 +403,9 @@ int sync_run(struct sync_job *job, enum stream s, struct sync_result *res)
 	if (rc == 0) {
 		res->outcome = run.outcome = "success";
 		log_msg(LOG_INFO, &r.log, LOG_MSGID_RUN_FINISHED,
-			"run finished: %" PRId64 " pages, %" PRId64 " records, %" PRId64 " changed",
-			res->pages, res->rows_in, res->rows_changed);
+			"run finished: %" PRId64 " pages, %" PRId64 " records, %" PRId64 " changed, %"
+			PRId64 " rows written", res->pages, res->rows_in, res->rows_changed,
+			res->rows_written);
 	} else if (rc == -EAGAIN) {
 		res->outcome = run.outcome = "interrupted";
 		res->error = WSHOP_ERR_STOPPED;
@@ -388,6 +427,7 @@ int sync_run(struct sync_job *job, enum stream s, struct sync_result *res)
 	if (store_run_finish(job->st, &run, r.now) < 0)
 		log_err(&r.log, "cannot record the run: %s", store_errmsg(job->st));
 	store_state_clear(&r.state);
+	free(r.json);
 	return rc;
 }
 

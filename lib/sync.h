@@ -36,6 +36,8 @@ struct sync_result {
 	const char *outcome;       /* "success", "failed", "interrupted" */
 	enum wshop_error error;    /* WSHOP_OK on success */
 	int64_t pages, rows_in, rows_changed, deleted;
+	int64_t rows_written;      /* rows the pages inserted, updated or deleted (sqlite3_total_changes),
+				    * raw and canonical; bookkeeping (state, runs, seen marks) aside */
 	char message[512];         /* the failure for a person; no secrets, no payloads */
 };
 

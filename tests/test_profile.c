@@ -77,7 +77,7 @@ static void test_default_profile(void **state)
 	assert_string_equal(p->page_param, "page");
 	assert_string_equal(p->limit_param, "limit");
 	assert_int_equal(p->first_page, 1);
-	assert_int_equal(p->limit, 100);
+	assert_int_equal(p->limit, 500);
 	assert_int_equal(p->max_pages, 100000);
 	assert_string_equal(p->date_param, "date_upd_from");
 	assert_string_equal(p->date_format, "%Y-%m-%d %H:%M:%S");
@@ -204,7 +204,7 @@ static void test_overrides_apply(void **state)
 
 	/* The shipped profile is not changed by one merchant's overrides. */
 	p = load_ok("default", NULL, 0);
-	assert_int_equal(p->limit, 100);
+	assert_int_equal(p->limit, 500);
 	assert_string_equal(p->auth_path, "/authenticate");
 	profile_free(p);
 }

@@ -179,6 +179,49 @@ static void test_record_upsert(void **state)
 	unit_rmtree(dir);
 }
 
+/* An unchanged record costs no write: none in an incremental window, only the seen mark in a full read. */
+static void test_record_merge(void **state)
+{
+	(void)state;
+	char *dir = unit_tmpdir(), *path = db_path(dir), err[512];
+	struct store *st;
+	bool changed;
+	assert_int_equal(store_open(path, &st, err, sizeof(err)), 0);
+	sqlite3 *db = store_db(st);
+
+	struct store_record r = { "orders", "42", "api", "2026-01-01T10:00:00Z", "{\"id\":42}" };
+	assert_int_equal(store_record_merge(st, &r, "2026-01-02T00:00:00Z", 1, false, &changed), 0);
+	assert_true(changed);
+	int before = sqlite3_total_changes(db);
+	assert_int_equal(store_record_merge(st, &r, "2026-01-03T00:00:00Z", 2, false, &changed), 0);
+	assert_false(changed);
+	assert_int_equal(sqlite3_total_changes(db), before);
+	assert_int_equal(query_int(db, "SELECT last_run FROM records WHERE id = '42'"), 1);
+
+	/* A full read marks it seen (for the sweep), and nothing else. */
+	assert_int_equal(store_record_merge(st, &r, "2026-01-04T00:00:00Z", 3, true, &changed), 0);
+	assert_false(changed);
+	assert_int_equal(query_int(db, "SELECT last_run = 3 AND last_seen = '2026-01-04T00:00:00Z'"
+				       " AND first_seen = '2026-01-02T00:00:00Z' FROM records"), 1);
+
+	/* New JSON, another source, or a deleted mark: written, and a change. */
+	r.json = "{\"id\":42,\"status\":\"shipped\"}";
+	assert_int_equal(store_record_merge(st, &r, "2026-01-05T00:00:00Z", 4, false, &changed), 0);
+	assert_true(changed);
+	r.source = "sftp";
+	assert_int_equal(store_record_merge(st, &r, "2026-01-05T00:00:00Z", 4, false, &changed), 0);
+	assert_true(changed);
+	assert_int_equal(store_record_sweep(st, "orders", "sftp", 5, "2026-01-06T00:00:00Z", NULL), 0);
+	assert_int_equal(store_record_merge(st, &r, "2026-01-07T00:00:00Z", 6, false, &changed), 0);
+	assert_true(changed);
+	assert_int_equal(query_int(db, "SELECT deleted = 0 AND last_run = 6 AND source = 'sftp' AND"
+				       " json LIKE '%shipped%' FROM records"), 1);
+	assert_int_equal(query_int(db, "SELECT count(*) FROM records"), 1);
+	store_close(st);
+	free(path);
+	unit_rmtree(dir);
+}
+
 static void test_state_and_runs(void **state)
 {
 	(void)state;
@@ -267,6 +310,7 @@ int main(void)
 		cmocka_unit_test(test_migrate_from_every_version),
 		cmocka_unit_test(test_newer_database_is_refused),
 		cmocka_unit_test(test_record_upsert),
+		cmocka_unit_test(test_record_merge),
 		cmocka_unit_test(test_state_and_runs),
 		cmocka_unit_test(test_stmt_cache_returns_reset_statement),
 	};
