@@ -196,12 +196,12 @@ static void test_record_merge(void **state)
 	assert_int_equal(store_record_merge(st, &r, "2026-01-03T00:00:00Z", 2, false, &changed), 0);
 	assert_false(changed);
 	assert_int_equal(sqlite3_total_changes(db), before);
-	assert_int_equal(query_int(db, "SELECT last_run FROM records WHERE id = '42'"), 1);
+	assert_int_equal(unit_query_int(db, "SELECT last_run FROM records WHERE id = '42'"), 1);
 
 	/* A full read marks it seen (for the sweep), and nothing else. */
 	assert_int_equal(store_record_merge(st, &r, "2026-01-04T00:00:00Z", 3, true, &changed), 0);
 	assert_false(changed);
-	assert_int_equal(query_int(db, "SELECT last_run = 3 AND last_seen = '2026-01-04T00:00:00Z'"
+	assert_int_equal(unit_query_int(db, "SELECT last_run = 3 AND last_seen = '2026-01-04T00:00:00Z'"
 				       " AND first_seen = '2026-01-02T00:00:00Z' FROM records"), 1);
 
 	/* New JSON, another source, or a deleted mark: written, and a change. */
@@ -214,9 +214,9 @@ static void test_record_merge(void **state)
 	assert_int_equal(store_record_sweep(st, "orders", "sftp", 5, "2026-01-06T00:00:00Z", NULL), 0);
 	assert_int_equal(store_record_merge(st, &r, "2026-01-07T00:00:00Z", 6, false, &changed), 0);
 	assert_true(changed);
-	assert_int_equal(query_int(db, "SELECT deleted = 0 AND last_run = 6 AND source = 'sftp' AND"
+	assert_int_equal(unit_query_int(db, "SELECT deleted = 0 AND last_run = 6 AND source = 'sftp' AND"
 				       " json LIKE '%shipped%' FROM records"), 1);
-	assert_int_equal(query_int(db, "SELECT count(*) FROM records"), 1);
+	assert_int_equal(unit_query_int(db, "SELECT count(*) FROM records"), 1);
 	store_close(st);
 	free(path);
 	unit_rmtree(dir);
