@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "errclass.h"
 #include "merchant.h"
 #include "log.h"
 #include "scan.h"
@@ -26,7 +27,7 @@ int merchant_open(const struct config *c, const struct merchant_conf *m, struct 
 	if (mkdir(c->daemon.state_dir, 0750) < 0 && errno != EEXIST) {
 		r = -errno;
 		snprintf(err, errlen, "%s: cannot create the state folder: %s", c->daemon.state_dir,
-			 strerror(errno));
+			 strerror(-r));
 		goto fail;
 	}
 	if (snprintf(mr->db_path, sizeof(mr->db_path), "%s/%s.db", c->daemon.state_dir, m->id) >=
@@ -53,6 +54,7 @@ int merchant_open(const struct config *c, const struct merchant_conf *m, struct 
 				 m->wshop.n_overrides, &mr->profile, errs);
 		fclose(errs);
 		if (r < 0) {
+			r = -EINVAL; /* a config failure, whatever profile_load says */
 			snprintf(err, errlen, "%s", buf && *buf ? buf : "cannot load the profile");
 			size_t n = strlen(err);
 			if (n && err[n - 1] == '\n')
@@ -85,6 +87,12 @@ void merchant_close(struct merchant *mr)
 	free(mr);
 }
 
+enum errclass merchant_open_class(int rc)
+{
+	return rc == -EINVAL || rc == -ENAMETOOLONG ? ERRC_CONFIG
+	       : rc == -ENOMEM ? ERRC_TRANSIENT : ERRC_STORAGE;
+}
+
 bool merchant_has_stream(const struct merchant *mr, enum stream s)
 {
 	return s == STREAM_SFTP ? mr->conf->has_sftp : mr->conf->has_wshop && s < STREAM_API_COUNT;
@@ -110,33 +118,42 @@ static int run_scan(struct merchant *mr, atomic_bool *stop, struct merchant_resu
 	return r;
 }
 
-int merchant_run(struct merchant *mr, enum stream s, bool full, atomic_bool *stop,
-		 struct sync_progress *progress, struct merchant_result *res)
+/* What every job does at its end: keep the runs table and the -wal small. */
+static int job_end(struct merchant *mr, enum stream s, struct merchant_result *res)
 {
-	memset(res, 0, sizeof(*res));
-	if (!merchant_has_stream(mr, s)) {
-		res->outcome = "failed";
-		res->error_class = "config";
-		snprintf(res->message, sizeof(res->message), "merchant %s has no %s section for %s",
-			 mr->conf->id, s == STREAM_SFTP ? "[sftp]" : "[wshop]", stream_name(s));
-		return -EINVAL;
+	struct log_ctx lc = { mr->conf->id, stream_name(s), res->run_id };
+	char msg[512];
+	if (store_runs_prune(mr->st, stream_name(s), mr->daemon->keep_runs) < 0) {
+		store_failure(mr->st, msg, sizeof(msg));
+		log_warning(&lc, "cannot prune old runs: %s", msg);
 	}
-	/* A run left 'running' was cut short by a process that died: this
-	 * merchant has one job at a time, so it is not another job's. */
-	tstamp_t now;
-	tstamp_now(now);
-	if (store_run_reap(mr->st, now) < 0) {
-		struct log_ctx lc = { mr->conf->id, stream_name(s), 0 };
-		log_warning(&lc, "cannot mark interrupted runs: %s", store_errmsg(mr->st));
+	int r = store_checkpoint(mr->st, msg, sizeof(msg));
+	if (r == -EBUSY) {
+		log_warning(&lc, "%s", msg);
+	} else if (r < 0) {
+		/* The run's data is committed, but the disk failed under the
+		 * write-ahead log: that is worth a failure of its own. */
+		log_err(&lc, "%s", msg);
+		if (strcmp(res->outcome, "success") == 0) {
+			res->outcome = "failed";
+			res->error_class = errclass_name(ERRC_STORAGE);
+			res->errnum = -r;
+			snprintf(res->message, sizeof(res->message), "%s", msg);
+			return r;
+		}
 	}
-	if (s == STREAM_SFTP)
-		return run_scan(mr, stop, res);
+	return 0;
+}
 
+static int run_sync(struct merchant *mr, enum stream s, bool full, atomic_bool *stop,
+		    struct sync_progress *progress, struct merchant_result *res)
+{
 	if (full && sync_reset(mr->st, s) < 0) {
+		char why[400];
 		res->outcome = "failed";
-		res->error_class = "config";
-		snprintf(res->message, sizeof(res->message), "cannot reset the cursor: %s",
-			 store_errmsg(mr->st));
+		res->error_class = errclass_name(ERRC_STORAGE);
+		res->errnum = -store_failure(mr->st, why, sizeof(why));
+		snprintf(res->message, sizeof(res->message), "cannot reset the cursor: %s", why);
 		return -EIO;
 	}
 	struct wshop_opts o = {
@@ -151,7 +168,8 @@ int merchant_run(struct merchant *mr, enum stream s, bool full, atomic_bool *sto
 	struct wshop *client = wshop_new(&o);
 	if (!client) {
 		res->outcome = "failed";
-		res->error_class = "transient";
+		res->error_class = errclass_name(ERRC_TRANSIENT);
+		res->errnum = ENOMEM;
 		snprintf(res->message, sizeof(res->message), "out of memory");
 		return -ENOMEM;
 	}
@@ -164,7 +182,8 @@ int merchant_run(struct merchant *mr, enum stream s, bool full, atomic_bool *sto
 	struct sync_result sr;
 	int r = sync_run(&job, s, &sr);
 	res->outcome = sr.outcome;
-	res->error_class = r == 0 || r == -EAGAIN ? NULL : wshop_error_class(sr.error);
+	res->error_class = r == 0 || r == -EAGAIN ? NULL : errclass_name(sr.error);
+	res->errnum = sr.errnum;
 	res->run_id = sr.run_id;
 	res->pages = sr.pages;
 	res->rows_in = sr.rows_in;
@@ -173,4 +192,28 @@ int merchant_run(struct merchant *mr, enum stream s, bool full, atomic_bool *sto
 	snprintf(res->message, sizeof(res->message), "%s", sr.message);
 	wshop_free(client);
 	return r;
+}
+
+int merchant_run(struct merchant *mr, enum stream s, bool full, atomic_bool *stop,
+		 struct sync_progress *progress, struct merchant_result *res)
+{
+	memset(res, 0, sizeof(*res));
+	if (!merchant_has_stream(mr, s)) {
+		res->outcome = "failed";
+		res->error_class = errclass_name(ERRC_CONFIG);
+		snprintf(res->message, sizeof(res->message), "merchant %s has no %s section for %s",
+			 mr->conf->id, s == STREAM_SFTP ? "[sftp]" : "[wshop]", stream_name(s));
+		return -EINVAL;
+	}
+	/* A run left 'running' was cut short by a process that died: this
+	 * merchant has one job at a time, so it is not another job's. */
+	tstamp_t now;
+	tstamp_now(now);
+	if (store_run_reap(mr->st, now) < 0) {
+		struct log_ctx lc = { mr->conf->id, stream_name(s), 0 };
+		log_warning(&lc, "cannot mark interrupted runs: %s", store_errmsg(mr->st));
+	}
+	int r = s == STREAM_SFTP ? run_scan(mr, stop, res) : run_sync(mr, s, full, stop, progress, res);
+	int e = job_end(mr, s, res);
+	return r == 0 && e < 0 ? e : r;
 }
