@@ -389,12 +389,15 @@ int sync_run(struct sync_job *job, enum stream s, struct sync_result *res)
 		res->outcome = "failed";
 		log_msg(LOG_ERR, &r.log, LOG_MSGID_RUN_FAILED, "run failed (%s): %s",
 			errclass_name(res->error), res->message);
+		/* The lock or the disk may have come back meanwhile: try to say so. */
+		record_failure(&r, -EIO);
 		if (run_id) {
 			struct store_run run = { .run_id = run_id, .stream = r.name, .outcome = "failed",
 						 .error = res->message,
 						 .error_class = errclass_name(res->error) };
 			store_run_finish(job->st, &run, r.now);
 		}
+		store_state_clear(&r.state);
 		return -EIO;
 	}
 	res->run_id = r.log.run_id = run_id;
