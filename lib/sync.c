@@ -373,6 +373,50 @@ static void record_failure(struct run *r, int rc)
 	store_state_clear(&st);
 }
 
+/*
+ * Say how the run ended: sync_runs, the log, and sync_state for a failure.
+ * A run whose row cannot be written did not end well either: the disk failed.
+ */
+static int run_end(struct run *r, int rc, struct store_run *run)
+{
+	struct sync_result *res = r->res;
+	if (rc == 0) {
+		run->outcome = "success";
+		if (store_run_finish(r->job->st, run, r->now) < 0)
+			rc = storage_error(r, "cannot record the run");
+	}
+	if (rc == 0) {
+		res->outcome = "success";
+		log_msg(LOG_INFO, &r->log, LOG_MSGID_RUN_FINISHED,
+			"run finished: %" PRId64 " pages, %" PRId64 " records, %" PRId64 " changed",
+			res->pages, res->rows_in, res->rows_changed);
+		return 0;
+	}
+	if (rc == -EAGAIN) {
+		res->outcome = run->outcome = "interrupted";
+		res->error = ERRC_STOPPED;
+		snprintf(res->message, sizeof(res->message), "stopped; the next run resumes at page %d",
+			 r->state.window_page + 1);
+		log_msg(LOG_NOTICE, &r->log, LOG_MSGID_RUN_FAILED, "run interrupted after %" PRId64
+			" pages; committed pages are kept", res->pages);
+	} else {
+		if (res->error == ERRC_NONE)
+			res->error = ERRC_BAD_REPLY;
+		res->outcome = run->outcome = "failed";
+		run->error = res->message;
+		run->error_class = errclass_name(res->error);
+		log_msg(LOG_ERR, &r->log, LOG_MSGID_RUN_FAILED, "run failed (%s): %s", run->error_class,
+			res->message);
+	}
+	record_failure(r, rc);
+	if (store_run_finish(r->job->st, run, r->now) < 0) {
+		char why[400];
+		store_failure(r->job->st, why, sizeof(why));
+		log_err(&r->log, "cannot record the run: %s", why);
+	}
+	return rc;
+}
+
 int sync_run(struct sync_job *job, enum stream s, struct sync_result *res)
 {
 	struct run r = { .job = job, .s = s, .name = stream_name(s), .res = res };
@@ -413,31 +457,7 @@ int sync_run(struct sync_job *job, enum stream s, struct sync_result *res)
 		.http_requests = after->requests - before.requests, .bytes = after->bytes - before.bytes,
 	};
 	tstamp_now(r.now);
-	if (rc == 0) {
-		res->outcome = run.outcome = "success";
-		log_msg(LOG_INFO, &r.log, LOG_MSGID_RUN_FINISHED,
-			"run finished: %" PRId64 " pages, %" PRId64 " records, %" PRId64 " changed",
-			res->pages, res->rows_in, res->rows_changed);
-	} else if (rc == -EAGAIN) {
-		res->outcome = run.outcome = "interrupted";
-		res->error = ERRC_STOPPED;
-		snprintf(res->message, sizeof(res->message), "stopped; the next run resumes at page %d",
-			 r.state.window_page + 1);
-		log_msg(LOG_NOTICE, &r.log, LOG_MSGID_RUN_FAILED, "run interrupted after %" PRId64
-			" pages; committed pages are kept", res->pages);
-	} else {
-		if (res->error == ERRC_NONE)
-			res->error = ERRC_BAD_REPLY;
-		res->outcome = run.outcome = "failed";
-		run.error = res->message;
-		run.error_class = errclass_name(res->error);
-		log_msg(LOG_ERR, &r.log, LOG_MSGID_RUN_FAILED, "run failed (%s): %s", run.error_class,
-			res->message);
-	}
-	if (rc != 0)
-		record_failure(&r, rc);
-	if (store_run_finish(job->st, &run, r.now) < 0)
-		log_err(&r.log, "cannot record the run: %s", store_errmsg(job->st));
+	rc = run_end(&r, rc, &run);
 	store_state_clear(&r.state);
 	return rc;
 }

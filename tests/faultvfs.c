@@ -11,7 +11,9 @@
  *                         over every file of the process); 0 or unset: none
  *   KLEEP_FAULT_ERRNO=E   ENOSPC (the default: SQLITE_FULL for a write) or EIO
  *   KLEEP_FAULT_COUNT=F   at exit, write to F how many such calls were made
- *                         and whether the fault fired ("<calls> <fired>\n")
+ *                         whether the fault fired and in which kind of call
+ *                         ("<calls> <fired> write|fsync|truncate|-\n")
+ *   KLEEP_FAULT_TRACE=1   say on stderr which call of which file failed
  * Only the N-th call fails; the ones after it succeed again, as a disk that
  * had a moment of trouble.
  */
@@ -25,6 +27,7 @@
 struct shim_file {
 	sqlite3_file hdr;    /* pMethods = &shim_io */
 	sqlite3_file *real;  /* the default VFS's file, right after this struct */
+	const char *name;    /* SQLite's, valid while the file is open; NULL for temp files */
 };
 
 static sqlite3_vfs *base;
@@ -34,14 +37,19 @@ static long fault_at;
 static int fault_errno = ENOSPC;
 static long calls;
 static int fired;
+static const char *fired_op = "-"; /* which kind of call failed */
 
 /* Whether this call is the one to fail; sets errno as the default VFS would. */
-static int fault_now(void)
+static int fault_now(sqlite3_file *f, const char *op)
 {
 	long n = __atomic_add_fetch(&calls, 1, __ATOMIC_SEQ_CST);
 	if (fault_at <= 0 || n != fault_at)
 		return 0;
+	if (getenv("KLEEP_FAULT_TRACE"))
+		fprintf(stderr, "faultvfs: call %ld fails: %s of %s\n", n, op,
+			((struct shim_file *)f)->name ? ((struct shim_file *)f)->name : "a temporary file");
 	__atomic_store_n(&fired, 1, __ATOMIC_SEQ_CST);
+	fired_op = op;
 	errno = fault_errno; /* the default VFS's xGetLastError returns errno */
 	return 1;
 }
@@ -61,21 +69,21 @@ static int x_read(sqlite3_file *f, void *buf, int n, sqlite3_int64 off)
 
 static int x_write(sqlite3_file *f, const void *buf, int n, sqlite3_int64 off)
 {
-	if (fault_now())
+	if (fault_now(f, "write"))
 		return fault_errno == ENOSPC ? SQLITE_FULL : SQLITE_IOERR_WRITE;
 	return REAL(f)->pMethods->xWrite(REAL(f), buf, n, off);
 }
 
 static int x_truncate(sqlite3_file *f, sqlite3_int64 size)
 {
-	if (fault_now())
+	if (fault_now(f, "truncate"))
 		return SQLITE_IOERR_TRUNCATE;
 	return REAL(f)->pMethods->xTruncate(REAL(f), size);
 }
 
 static int x_sync(sqlite3_file *f, int flags)
 {
-	if (fault_now())
+	if (fault_now(f, "fsync"))
 		return SQLITE_IOERR_FSYNC;
 	return REAL(f)->pMethods->xSync(REAL(f), flags);
 }
@@ -157,6 +165,7 @@ static int v_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *f, int flags
 	(void)vfs;
 	sf->real = (sqlite3_file *)(sf + 1);
 	sf->hdr.pMethods = NULL;
+	sf->name = name;
 	int rc = base->xOpen(base, name, sf->real, flags, out);
 	if (sf->real->pMethods)
 		sf->hdr.pMethods = &shim_io;
@@ -189,8 +198,8 @@ static void report(void)
 	FILE *f = fopen(path, "w");
 	if (!f)
 		return;
-	fprintf(f, "%ld %d\n", __atomic_load_n(&calls, __ATOMIC_SEQ_CST),
-		__atomic_load_n(&fired, __ATOMIC_SEQ_CST));
+	fprintf(f, "%ld %d %s\n", __atomic_load_n(&calls, __ATOMIC_SEQ_CST),
+		__atomic_load_n(&fired, __ATOMIC_SEQ_CST), fired_op);
 	fclose(f);
 }
 
