@@ -5,7 +5,8 @@ Sections:
 - storage: a mirror that is not a database, one from a newer schema, one locked by
   another writer past the busy timeout, one kleepd may only read, a full disk (a real
   tmpfs; also when pii.key is created): each run fails with class `storage` and the
-  words for it, and `kleepctl sync --wait`, `status`, `runs` and the journal say the same.
+  words for it, and `kleepctl sync --wait`, `status` and the journal say the same
+  (sync_runs, which `kleepctl runs` shows, is checked by test_vfs_faults.py).
 - clock: a clock stepped back behind the last full read does not force a full read.
 - fifo: a password file swapped for a FIFO fails the run with class `config`, no hang,
   and the daemon still stops at once.
@@ -20,9 +21,7 @@ failure, not skipped silently.  Environment: BUILD, KEEP=1 (see kleeptest.py), O
 """
 import os
 import shutil
-import signal
 import sqlite3
-import stat
 import subprocess
 import sys
 import threading
@@ -39,6 +38,21 @@ NOBODY = 65534
 
 def section(title):
     C.say(f"# {title}")
+
+
+def first_run(root, name, m, stream="sizes"):
+    """A config in root/name and a first run of one stream; (conf, mirror path)."""
+    conf = kt.write_config(os.path.join(root, name), [m])
+    run = kt.run_kleepd(conf, stream=stream)
+    C.check(f"{name}: a first run creates the mirror", run.rc == 0, run.summary())
+    return conf, kt.db_path(conf, m.id)
+
+
+def sql(db, statement):
+    con = sqlite3.connect(db)
+    con.execute(statement)
+    con.commit()
+    con.close()
 
 
 def failed_line(run, merchant, stream):
@@ -92,22 +106,15 @@ def test_storage_once(root, emu):
             run.summary())
 
     # A schema newer than this kleepd.
-    conf = kt.write_config(os.path.join(root, "newer"), [m])
-    db = kt.db_path(conf, "shop")
-    run = kt.run_kleepd(conf, stream="sizes")
-    C.check("a first run creates the mirror", run.rc == 0, run.summary())
-    con = sqlite3.connect(db)
-    con.execute("PRAGMA user_version = 999")
-    con.close()
+    conf, db = first_run(root, "newer", m)
+    sql(db, "PRAGMA user_version = 999")
     run = kt.run_kleepd(conf, stream="orders")
     C.check("a mirror from a newer schema: class storage, 'schema newer than this kleepd'",
             run.rc == 1 and "failed (storage)" in run.out
             and "schema newer than this kleepd" in run.out, run.summary())
 
     # Locked by another writer for longer than the busy timeout.
-    conf = kt.write_config(os.path.join(root, "locked"), [m])
-    db = kt.db_path(conf, "shop")
-    run = kt.run_kleepd(conf, stream="sizes")
+    conf, db = first_run(root, "locked", m)
     con = sqlite3.connect(db, isolation_level=None)
     con.execute("BEGIN IMMEDIATE")
     run = kt.run_kleepd(conf, stream="orders", timeout=120)
@@ -121,9 +128,7 @@ def test_storage_once(root, emu):
 
     # Read-only: the mirror belongs to root, kleepd runs as nobody.
     folder = os.path.join(root, "readonly")
-    conf = kt.write_config(folder, [m])
-    db = kt.db_path(conf, "shop")
-    run = kt.run_kleepd(conf, stream="sizes")
+    conf, db = first_run(root, "readonly", m)
     for dirpath, dirs, files in os.walk(folder):
         os.chmod(dirpath, 0o755)
         for f in files:
@@ -175,7 +180,7 @@ def test_disk_full(root, emu):
 
 
 def test_storage_daemon(root, emu):
-    section("the daemon: sync --wait, status, runs and the journal say the same words")
+    section("the daemon: sync --wait, status and the journal say the same words")
     m = kt.Merchant("shop", emu, overrides=FAST)
     folder = os.path.join(root, "daemon")
     conf, sock = dt.write_daemon_config(folder, [m], workers=1,
@@ -199,7 +204,7 @@ def test_storage_daemon(root, emu):
         C.check("status: the stream's error_class is storage with the same words",
                 st.get("error_class") == "storage" and words in (st.get("last_error") or ""), st)
         C.check("the journal (log) has an err line with the class and the words",
-                f"run failed (storage): " in d.log() and words in d.log(), d.log()[-2000:])
+                "run failed (storage): " in d.log() and words in d.log(), d.log()[-2000:])
 
 
 # --------------------------------------------------------------------------- clock
@@ -207,14 +212,8 @@ def test_storage_daemon(root, emu):
 def test_clock_behind(root, emu):
     section("a clock stepped back behind last_full: not due, no full read")
     m = kt.Merchant("shop", emu, overrides=FAST)
-    conf = kt.write_config(os.path.join(root, "clock"), [m])
-    db = kt.db_path(conf, "shop")
-    run = kt.run_kleepd(conf, stream="orders")
-    C.check("the first run reads orders whole", run.rc == 0, run.summary())
-    con = sqlite3.connect(db)
-    con.execute("UPDATE sync_state SET last_full = '2099-01-01T00:00:00Z' WHERE stream = 'orders'")
-    con.commit()
-    con.close()
+    conf, db = first_run(root, "clock", m, "orders")
+    sql(db, "UPDATE sync_state SET last_full = '2099-01-01T00:00:00Z' WHERE stream = 'orders'")
     emu.reset_stats()
     run = kt.run_kleepd(conf, stream="orders")
     served = emu.stats()["records_served"].get("orders", 0)
@@ -328,14 +327,13 @@ def test_core(root):
                 os.chown(dirpath, NOBODY, NOBODY)
                 for f in files:
                     os.chown(os.path.join(dirpath, f), NOBODY, NOBODY)
-            env = dict(os.environ)
-            d = dt.Daemon(conf, sock)
-            d.proc = None
             argv = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
                     dt.KLEEPD, "-f", "-c", conf]
             errf = open(os.path.join(root, f"core-{dumps}.log"), "w+")
-            proc = subprocess.Popen(argv, stdout=errf, stderr=errf, stdin=subprocess.DEVNULL,
-                                    env=env)
+            # The harness's Daemon stops it; it is started here under another user.
+            d = dt.Daemon(conf, sock)
+            d.proc = proc = subprocess.Popen(argv, stdout=errf, stderr=errf,
+                                             stdin=subprocess.DEVNULL)
             try:
                 ok = dt.wait_until(lambda: os.path.exists(kt.db_path(conf, "core")) and
                                    dt.all_synced(dt.request(sock, {"v": 1, "cmd": "status"})
@@ -365,12 +363,7 @@ def test_core(root):
                           f"{password.encode() in data}, a bearer token: "
                           f"{b'Bearer ey' in data} (why cores are off by default)")
             finally:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+                d.stop()
                 errf.close()
             os.chmod(root, 0o700)
 

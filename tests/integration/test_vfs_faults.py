@@ -8,7 +8,7 @@ time), and an incremental `kleepd --once` of every stream runs with the fault at
 every N from 1 to the number of such calls the run makes (or at least 200 spread values
 when there are more).  After each fault:
 - the run fails with class storage and the words of the fault (disk full for a write
-  without room, I/O error otherwise);
+  without room, I/O error otherwise), and so do the failed runs sync_runs records;
 - PRAGMA integrity_check says ok;
 - a rerun without faults succeeds and the mirror is exactly the shop (the same
   comparison as test_sync.py), with no full re-read: each dated stream serves fewer
@@ -83,6 +83,7 @@ def main():
         baseline = os.path.join(root, "baseline")
         shutil.copytree(state, baseline)
         totals = {s: len(emu.truth(s)) for s in kt.DATED_STREAMS}
+        last_baseline_run = kt.query(db, "SELECT max(run_id) FROM sync_runs")[0][0]
 
         # How many fault points the faulted run has.
         count_file = os.path.join(root, "count")
@@ -117,6 +118,11 @@ def main():
                 problems["not_storage"].append(f"N={n} {errno_name}: rc={run.rc} {run.out.strip()}")
             if kt.query(db, "PRAGMA integrity_check") != [("ok",)]:
                 problems["integrity"].append(n)
+            # What `kleepctl runs` shows: the failed runs that could be recorded.
+            classes = kt.query(db, "SELECT error_class FROM sync_runs WHERE outcome = 'failed' "
+                                   "AND run_id > ?", (last_baseline_run,))
+            if any(c != ("storage",) for c in classes):
+                problems["not_storage"].append(f"N={n}: sync_runs says {classes}")
             emu.reset_stats()
             rerun = kt.run_kleepd(conf)
             if rerun.rc != 0:
