@@ -12,6 +12,7 @@
  * checkpoint at each job's end empties it whenever no reader holds it. */
 #define STORE_WAL_LIMIT_BYTES (1024 * 1024)
 #define STORE_WAL_CHECKPOINT_PAGES 1000 /* SQLite's own autocheckpoint default */
+#define STORE_CHECKPOINT_WAIT_MS 200    /* how long the job-end checkpoint waits for readers */
 
 struct store {
 	sqlite3 *db;
@@ -512,7 +513,11 @@ int store_run_reap(struct store *st, const char *now)
 int store_checkpoint(struct store *st, char *msg, size_t len)
 {
 	int log = -1, done = -1;
+	/* TRUNCATE waits for readers on the busy handler: a short reader is
+	 * worth a moment, a long one is not worth a worker's 5 s per job. */
+	sqlite3_busy_timeout(st->db, STORE_CHECKPOINT_WAIT_MS);
 	int rc = sqlite3_wal_checkpoint_v2(st->db, "main", SQLITE_CHECKPOINT_TRUNCATE, &log, &done);
+	sqlite3_busy_timeout(st->db, STORE_BUSY_TIMEOUT_MS);
 	int stuck = st->wal_stuck_pages;
 	st->wal_stuck_pages = 0;
 	if (rc == SQLITE_OK && done >= log && !stuck)
