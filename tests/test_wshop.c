@@ -35,7 +35,9 @@ static void test_error_class(void **state)
 	assert_string_equal(errclass_name(ERRC_UNAUTHORIZED), "unauthorized");
 	assert_string_equal(errclass_name(ERRC_TRANSIENT), "transient");
 	assert_string_equal(errclass_name(ERRC_BAD_REPLY), "bad_reply");
+	assert_string_equal(errclass_name(ERRC_STORAGE), "storage");
 	assert_string_equal(errclass_name(ERRC_STOPPED), "stopped");
+	assert_null(errclass_name((enum errclass)99));
 }
 
 static void test_retry_after_seconds(void **state)
