@@ -139,6 +139,14 @@ static int job_end(struct merchant *mr, enum stream s, struct merchant_result *r
 			res->error_class = errclass_name(ERRC_STORAGE);
 			res->errnum = -r;
 			snprintf(res->message, sizeof(res->message), "%s", msg);
+			/* status reads sync_state: it should say the same. */
+			struct store_state ss;
+			if (store_state_get(mr->st, stream_name(s), &ss) == 0) {
+				store_state_set(&ss.last_error, msg);
+				store_state_set(&ss.error_class, res->error_class);
+				store_state_put(mr->st, stream_name(s), &ss);
+				store_state_clear(&ss);
+			}
 			return r;
 		}
 	}
