@@ -19,6 +19,7 @@ Sections:
 Runs as root (tmpfs mounts, a second user); what cannot run here is reported as a
 failure, not skipped silently.  Environment: BUILD, KEEP=1 (see kleeptest.py), ONLY=wal.
 """
+import contextlib
 import os
 import shutil
 import sqlite3
@@ -53,6 +54,18 @@ def sql(db, statement):
     con.execute(statement)
     con.commit()
     con.close()
+
+
+@contextlib.contextmanager
+def synced_daemon(root, name, emu):
+    """A daemon of one merchant "shop" in root/name, its first sync done; (daemon, conf)."""
+    m = kt.Merchant("shop", emu, overrides=FAST)
+    conf, sock = dt.write_daemon_config(os.path.join(root, name), [m], workers=1,
+                                        defaults={"poll_orders": "1h", "poll_products": "1h"})
+    with dt.Daemon(conf, sock) as d:
+        ok = dt.wait_until(lambda: dt.all_synced(d.status(), "shop"), 60)
+        C.check(f"{name}: the daemon syncs the shop first", ok, d.log()[-2000:])
+        yield d, conf
 
 
 def failed_line(run, merchant, stream):
@@ -181,14 +194,8 @@ def test_disk_full(root, emu):
 
 def test_storage_daemon(root, emu):
     section("the daemon: sync --wait, status and the journal say the same words")
-    m = kt.Merchant("shop", emu, overrides=FAST)
-    folder = os.path.join(root, "daemon")
-    conf, sock = dt.write_daemon_config(folder, [m], workers=1,
-                                        defaults={"poll_orders": "1h", "poll_products": "1h"})
-    db = kt.db_path(conf, "shop")
-    with dt.Daemon(conf, sock) as d:
-        ok = dt.wait_until(lambda: dt.all_synced(d.status(), "shop"), 60)
-        C.check("the daemon syncs the shop first", ok, d.log()[-2000:])
+    with synced_daemon(root, "daemon", emu) as (d, conf):
+        db = kt.db_path(conf, "shop")
         # Hold the write lock past two busy timeouts (marking interrupted runs, then
         # starting the run), then release it while kleepd records the failure it met.
         con = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
@@ -227,14 +234,8 @@ def test_clock_behind(root, emu):
 
 def test_fifo_password(root, emu):
     section("a password file swapped for a FIFO: a config failure, no hang")
-    m = kt.Merchant("shop", emu, overrides=FAST)
-    folder = os.path.join(root, "fifo")
-    conf, sock = dt.write_daemon_config(folder, [m], workers=1,
-                                        defaults={"poll_orders": "1h", "poll_products": "1h"})
-    pw = os.path.join(folder, "shop.password")
-    with dt.Daemon(conf, sock) as d:
-        ok = dt.wait_until(lambda: dt.all_synced(d.status(), "shop"), 60)
-        C.check("the daemon syncs the shop first", ok, d.log()[-2000:])
+    pw = os.path.join(root, "fifo", "shop.password")
+    with synced_daemon(root, "fifo", emu) as (d, conf):
         os.unlink(pw)
         os.mkfifo(pw, 0o600)
         r = d.ctl("sync", "shop", "orders", "--wait", timeout=30)
