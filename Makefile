@@ -42,11 +42,13 @@ SQL      := $(sort $(wildcard sql/[0-9][0-9][0-9]_*.sql))
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
 TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 BINS     := $(BUILD)/kleepd $(BUILD)/kleepctl
+# The test-only SQLite VFS that fails the N-th write (tests LD_PRELOAD it into kleepd).
+FAULTVFS := $(BUILD)/tests/faultvfs.so
 
 .PHONY: all deps check check-asan test run bench fuzz install clean
 .DELETE_ON_ERROR:
 
-all: $(BINS) $(TESTS)
+all: $(BINS) $(TESTS) $(FAULTVFS)
 	@chmod go-rwx examples/*.password examples/*.key 2>/dev/null || true
 
 deps:
@@ -95,6 +97,12 @@ $(BUILD)/kleepctl: daemon/kleepctl.c $(BUILD)/libkleep.a
 $(BUILD)/tests/%: tests/%.c $(BUILD)/libkleep.a $(wildcard tests/*.h) | $(BUILD)/tests
 	@echo "  LD      $@"
 	$(Q)$(CC) $(ALL_CFLAGS) -Itests -o $@ $< $(BUILD)/libkleep.a $(LDLIBS) $(TEST_LDLIBS)
+
+# No sanitizer inside: it is preloaded ahead of the sanitizer runtime.
+$(FAULTVFS): tests/faultvfs.c | $(BUILD)/tests
+	@echo "  LD      $@"
+	$(Q)$(CC) -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -fPIC -shared -o $@ $< \
+		$(shell pkg-config --cflags --libs sqlite3 2>/dev/null)
 
 $(BUILD)/lib $(BUILD)/gen $(BUILD)/tests:
 	mkdir -p $@

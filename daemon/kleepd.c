@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 
 #include "config.h"
 #include "kleepd.h"
@@ -23,6 +24,18 @@ static void once_signal(int sig)
 {
 	(void)sig;
 	atomic_store(&once_stop, true);
+}
+
+/*
+ * A core of kleepd holds merchants' passwords and bearer tokens (libcurl's
+ * freed buffers keep them), and a non-dumpable process also refuses
+ * ptrace and /proc/PID/mem to its own user.  Off from the start; [daemon]
+ * core_dumps = yes turns cores back on for debugging.
+ */
+void kleepd_core_dumps(bool allow)
+{
+	if (prctl(PR_SET_DUMPABLE, allow ? 1 : 0, 0, 0, 0) < 0)
+		fprintf(stderr, "kleepd: prctl(PR_SET_DUMPABLE): %s\n", strerror(errno));
 }
 
 static void usage(FILE *f)
@@ -103,6 +116,7 @@ static int run_once(const char *path, const char *only_merchant, const char *onl
 	if (config_load(path, &c, stderr) < 0)
 		return 1;
 	log_set_level(c->daemon.log_level);
+	kleepd_core_dumps(c->daemon.core_dumps);
 	if (only_merchant && !config_merchant(c, only_merchant)) {
 		fprintf(stderr, "kleepd: no merchant '%s' in %s\n", only_merchant, path);
 		config_free(c);
@@ -118,8 +132,9 @@ static int run_once(const char *path, const char *only_merchant, const char *onl
 		char err[1024];
 		if (only_merchant && strcmp(m->id, only_merchant) != 0)
 			continue;
-		if (merchant_open(c, m, &mr, err, sizeof(err)) < 0) {
-			printf("%s: failed: %s\n", m->id, err);
+		int r = merchant_open(c, m, &mr, err, sizeof(err));
+		if (r < 0) {
+			printf("%s: failed (%s): %s\n", m->id, errclass_name(merchant_open_class(r)), err);
 			failed++;
 			continue;
 		}
@@ -179,6 +194,7 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	kleepd_core_dumps(false);
 	log_init(foreground || once || check);
 	if (check)
 		return check_config(config_path);

@@ -103,6 +103,10 @@ struct daemon {
 	sd_event_source *status_timer;    /* armed while a newer line waits its turn */
 };
 
+/* kleepd.c */
+/* Whether a crash may leave a core (prctl PR_SET_DUMPABLE): cores hold passwords and tokens. */
+void kleepd_core_dumps(bool allow);
+
 /* runtime.c */
 int runtime_main(const char *config_path, bool foreground);
 struct mstate *runtime_merchant(struct daemon *d, const char *id);

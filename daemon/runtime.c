@@ -150,7 +150,7 @@ static void job_work(struct pool_job *pj)
 	job->rc = merchant_open(job->cfg->c, job->conf, &mr, err, sizeof(err));
 	if (job->rc < 0) {
 		job->res.outcome = "failed";
-		job->res.error_class = "config";
+		job->res.error_class = errclass_name(merchant_open_class(job->rc));
 		snprintf(job->res.message, sizeof(job->res.message), "%s", err);
 		struct log_ctx lc = { job->conf->id, stream_name(job->s), 0 };
 		log_err(&lc, "%s", err);
@@ -1019,6 +1019,7 @@ int runtime_main(const char *config_path, bool foreground)
 	d.cfg->c = c;
 	d.cfg->refs = 1;
 	log_set_level(c->daemon.log_level);
+	kleepd_core_dumps(c->daemon.core_dumps);
 	d.started_usec = now_usec();
 
 	sigset_t mask;

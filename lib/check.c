@@ -52,9 +52,9 @@ static void check_api(struct merchant *mr, atomic_bool *stop, json_t *report)
 	struct wshop *w = wshop_new(&o);
 	if (!w)
 		return;
-	enum wshop_error e = wshop_authenticate(w);
+	enum errclass e = wshop_authenticate(w);
 	json_t *cred = json_pack("{s:s,s:s,s:I,s:s}", "status",
-				 e == WSHOP_OK ? "accepted" : e == WSHOP_ERR_AUTH ? "refused" : "failing",
+				 e == ERRC_NONE ? "accepted" : e == ERRC_AUTH ? "refused" : "failing",
 				 "endpoint", mr->profile->auth_path, "http",
 				 (json_int_t)wshop_last_http_status(w), "message", wshop_last_error(w));
 	json_object_set_new(report, "credentials", cred);
@@ -62,11 +62,11 @@ static void check_api(struct merchant *mr, atomic_bool *stop, json_t *report)
 		enum stream s = endpoints[i].stream;
 		const char *status = "not_checked", *msg = "credentials not accepted";
 		long http = 0;
-		if (e == WSHOP_OK) {
+		if (e == ERRC_NONE) {
 			json_t *records = NULL;
-			enum wshop_error r = wshop_fetch_page(w, s, mr->profile->first_page, NULL, &records);
+			enum errclass r = wshop_fetch_page(w, s, mr->profile->first_page, NULL, &records);
 			json_decref(records);
-			status = r == WSHOP_OK ? "authorized" : r == WSHOP_ERR_UNAUTHORIZED ? "unauthorized"
+			status = r == ERRC_NONE ? "authorized" : r == ERRC_UNAUTHORIZED ? "unauthorized"
 											    : "failing";
 			msg = wshop_last_error(w);
 			http = wshop_last_http_status(w);

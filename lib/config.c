@@ -563,7 +563,12 @@ static void daemon_key(struct pfile *pf, const char *key, const char *v)
 		set_path(pf, NULL, v, &d->runtime_dir);
 	else if (strcmp(key, "profile_dir") == 0)
 		set_path(pf, NULL, v, &d->profile_dir);
-	else if (strcmp(key, "workers") == 0) {
+	else if (strcmp(key, "core_dumps") == 0) {
+		if (strcmp(v, "yes") == 0 || strcmp(v, "no") == 0)
+			d->core_dumps = strcmp(v, "yes") == 0;
+		else
+			perr(pf, pf->line, "core_dumps: expected yes or no, got '%s'", v);
+	} else if (strcmp(key, "workers") == 0) {
 		if (!parse_int(v, 1, 64, &d->workers))
 			perr(pf, pf->line, "workers: expected an integer from 1 to 64, got '%s'", v);
 	} else if (strcmp(key, "log_level") == 0) {
@@ -588,7 +593,10 @@ static void defaults_key(struct pfile *pf, const char *key, const char *v)
 		set_duration(pf, key, v, false, &d->lookback_usec);
 	else if (strcmp(key, "full_every") == 0)
 		set_duration(pf, key, v, false, &d->full_every_usec);
-	else
+	else if (strcmp(key, "keep_runs") == 0) {
+		if (!parse_int(v, 1, 100000000, &d->keep_runs))
+			perr(pf, pf->line, "keep_runs: expected an integer from 1 to 100000000, got '%s'", v);
+	} else
 		unknown_key(pf, key);
 }
 
@@ -726,6 +734,15 @@ static void add_override(struct pfile *pf, const char *key, const char *v)
 	w->n_overrides++;
 }
 
+/* Whether a URL carries user-info ("user:pw@"), which must never be printed. */
+static bool url_has_userinfo(const char *v)
+{
+	const char *a = strstr(v, "//");
+	a = a ? a + 2 : v;
+	size_t n = strcspn(a, "/?#");
+	return memchr(a, '@', n) != NULL;
+}
+
 static void wshop_key(struct pfile *pf, const char *key, const char *v)
 {
 	struct wshop_conf *w = &pf->m->wshop;
@@ -734,7 +751,10 @@ static void wshop_key(struct pfile *pf, const char *key, const char *v)
 	if (strcmp(key, "api_url") == 0) {
 		bool scheme = strncmp(v, "https://", 8) == 0 || strncmp(v, "http://", 7) == 0;
 		const char *host = scheme ? strstr(v, "//") + 2 : v;
-		if (!scheme || !*host || *host == '/')
+		if (url_has_userinfo(v))
+			perr(pf, pf->line, "api_url: the URL holds a user name or password; "
+			     "credentials belong in username and password_file");
+		else if (!scheme || !*host || *host == '/')
 			perr(pf, pf->line, "api_url: expected an http:// or https:// URL, got '%s'", v);
 		else
 			set_word(pf, key, v, &w->api_url);
@@ -1077,6 +1097,7 @@ static void daemon_defaults(struct loader *ld, struct daemon_conf *d)
 		d->poll_usec[s] = default_poll_sec[s] * USEC_PER_SEC;
 	d->lookback_usec = 10 * 60 * USEC_PER_SEC;
 	d->full_every_usec = 24 * 3600 * USEC_PER_SEC;
+	d->keep_runs = 1000;
 }
 
 int config_load(const char *path, struct config **out, FILE *errs)

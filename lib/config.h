@@ -74,6 +74,8 @@ struct daemon_conf {
 	uint64_t lookback_usec;           /* [defaults] lookback, default 10m */
 	uint64_t full_every_usec;         /* [defaults] full_every: re-read incremental streams
 					     whole this often (deletions, drift); 0 never; default 1d */
+	int keep_runs;       /* [defaults] keep_runs: sync_runs rows kept per stream, default 1000 */
+	bool core_dumps;     /* [daemon] core_dumps: stay dumpable (cores hold secrets), default no */
 };
 
 struct config {

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "errclass.h"
 #include "merchant.h"
 #include "log.h"
 #include "scan.h"
@@ -27,7 +28,7 @@ int merchant_open(const struct config *c, const struct merchant_conf *m, struct 
 	if (mkdir(c->daemon.state_dir, 0750) < 0 && errno != EEXIST) {
 		r = -errno;
 		snprintf(err, errlen, "%s: cannot create the state folder: %s", c->daemon.state_dir,
-			 strerror(errno));
+			 strerror(-r));
 		goto fail;
 	}
 	if (snprintf(mr->db_path, sizeof(mr->db_path), "%s/%s.db", c->daemon.state_dir, m->id) >=
@@ -54,6 +55,7 @@ int merchant_open(const struct config *c, const struct merchant_conf *m, struct 
 				 m->wshop.n_overrides, &mr->profile, errs);
 		fclose(errs);
 		if (r < 0) {
+			r = -EINVAL; /* a config failure, whatever profile_load says */
 			snprintf(err, errlen, "%s", buf && *buf ? buf : "cannot load the profile");
 			size_t n = strlen(err);
 			if (n && err[n - 1] == '\n')
@@ -84,6 +86,12 @@ void merchant_close(struct merchant *mr)
 	wshop_ratelimit_free(mr->ratelimit);
 	explicit_bzero(mr->pii_key, sizeof(mr->pii_key));
 	free(mr);
+}
+
+enum errclass merchant_open_class(int rc)
+{
+	return rc == -EINVAL || rc == -ENAMETOOLONG ? ERRC_CONFIG
+	       : rc == -ENOMEM ? ERRC_TRANSIENT : ERRC_STORAGE;
 }
 
 bool merchant_has_stream(const struct merchant *mr, enum stream s)
@@ -123,16 +131,16 @@ static int refuse_run(struct merchant *mr, enum stream s, int rc, struct merchan
 	tstamp_t now;
 	tstamp_now(now);
 	res->outcome = "failed";
-	res->error_class = "config";
+	res->error_class = errclass_name(ERRC_CONFIG);
 	if (store_run_start(mr->st, lc.stream, now, &res->run_id) == 0) {
 		struct store_run run = { .run_id = res->run_id, .stream = lc.stream, .outcome = "failed",
-					 .error = res->message, .error_class = "config" };
+					 .error = res->message, .error_class = res->error_class };
 		store_run_finish(mr->st, &run, now);
 	}
 	if (store_state_get(mr->st, lc.stream, &st) == 0) {
 		store_state_set(&st.last_attempt, now);
 		store_state_set(&st.last_error, res->message);
-		store_state_set(&st.error_class, "config");
+		store_state_set(&st.error_class, res->error_class);
 		store_state_put(mr->st, lc.stream, &st);
 		store_state_clear(&st);
 	}
@@ -141,13 +149,97 @@ static int refuse_run(struct merchant *mr, enum stream s, int rc, struct merchan
 	return rc;
 }
 
+/* What every job does at its end: keep the runs table and the -wal small. */
+static int job_end(struct merchant *mr, enum stream s, struct merchant_result *res)
+{
+	struct log_ctx lc = { mr->conf->id, stream_name(s), res->run_id };
+	char msg[512];
+	if (store_runs_prune(mr->st, stream_name(s), mr->daemon->keep_runs) < 0) {
+		store_failure(mr->st, msg, sizeof(msg));
+		log_warning(&lc, "cannot prune old runs: %s", msg);
+	}
+	int r = store_checkpoint(mr->st, msg, sizeof(msg));
+	if (r == -EBUSY) {
+		log_warning(&lc, "%s", msg);
+	} else if (r < 0) {
+		/* The run's data is committed, but the disk failed under the
+		 * write-ahead log: that is worth a failure of its own. */
+		log_err(&lc, "%s", msg);
+		if (strcmp(res->outcome, "success") == 0) {
+			res->outcome = "failed";
+			res->error_class = errclass_name(ERRC_STORAGE);
+			res->errnum = -r;
+			snprintf(res->message, sizeof(res->message), "%s", msg);
+			/* status reads sync_state: it should say the same. */
+			struct store_state ss;
+			if (store_state_get(mr->st, stream_name(s), &ss) == 0) {
+				store_state_set(&ss.last_error, msg);
+				store_state_set(&ss.error_class, res->error_class);
+				store_state_put(mr->st, stream_name(s), &ss);
+				store_state_clear(&ss);
+			}
+			return r;
+		}
+	}
+	return 0;
+}
+
+static int run_sync(struct merchant *mr, enum stream s, bool full, atomic_bool *stop,
+		    struct sync_progress *progress, struct merchant_result *res)
+{
+	if (full && sync_reset(mr->st, s) < 0) {
+		char why[400];
+		res->outcome = "failed";
+		res->error_class = errclass_name(ERRC_STORAGE);
+		res->errnum = -store_failure(mr->st, why, sizeof(why));
+		snprintf(res->message, sizeof(res->message), "cannot reset the cursor: %s", why);
+		return -EIO;
+	}
+	struct wshop_opts o = {
+		.api_url = mr->conf->wshop.api_url,
+		.username = mr->conf->wshop.username,
+		.password_file = mr->conf->wshop.password_file,
+		.profile = mr->profile,
+		.ratelimit = mr->ratelimit,
+		.stop = stop,
+		.log = { mr->conf->id, stream_name(s), 0 },
+	};
+	struct wshop *client = wshop_new(&o);
+	if (!client) {
+		res->outcome = "failed";
+		res->error_class = errclass_name(ERRC_TRANSIENT);
+		res->errnum = ENOMEM;
+		snprintf(res->message, sizeof(res->message), "out of memory");
+		return -ENOMEM;
+	}
+	struct sync_job job = {
+		.m = mr->conf, .profile = mr->profile, .st = mr->st, .client = client,
+		.pii_key = mr->pii_key, .lookback_usec = mr->daemon->lookback_usec,
+		.full_every_usec = mr->daemon->full_every_usec,
+		.stop = stop, .progress = progress,
+	};
+	struct sync_result sr;
+	int r = sync_run(&job, s, &sr);
+	res->outcome = sr.outcome;
+	res->error_class = r == 0 || r == -EAGAIN ? NULL : errclass_name(sr.error);
+	res->errnum = sr.errnum;
+	res->run_id = sr.run_id;
+	res->pages = sr.pages;
+	res->rows_in = sr.rows_in;
+	res->rows_changed = sr.rows_changed;
+	res->requests = wshop_stats(client)->requests;
+	snprintf(res->message, sizeof(res->message), "%s", sr.message);
+	wshop_free(client);
+	return r;
+}
+
 int merchant_run(struct merchant *mr, enum stream s, bool full, atomic_bool *stop,
 		 struct sync_progress *progress, struct merchant_result *res)
 {
 	memset(res, 0, sizeof(*res));
 	if (!merchant_has_stream(mr, s)) {
 		res->outcome = "failed";
-		res->error_class = "config";
+		res->error_class = errclass_name(ERRC_CONFIG);
 		snprintf(res->message, sizeof(res->message), "merchant %s has no %s section for %s",
 			 mr->conf->id, s == STREAM_SFTP ? "[sftp]" : "[wshop]", stream_name(s));
 		return -EINVAL;
@@ -164,48 +256,7 @@ int merchant_run(struct merchant *mr, enum stream s, bool full, atomic_bool *sto
 	int rc = source_verify(mr->st, mr->conf, &mlc, res->message, sizeof(res->message));
 	if (rc < 0)
 		return refuse_run(mr, s, rc, res);
-	if (s == STREAM_SFTP)
-		return run_scan(mr, stop, res);
-
-	if (full && sync_reset(mr->st, s) < 0) {
-		res->outcome = "failed";
-		res->error_class = "config";
-		snprintf(res->message, sizeof(res->message), "cannot reset the cursor: %s",
-			 store_errmsg(mr->st));
-		return -EIO;
-	}
-	struct wshop_opts o = {
-		.api_url = mr->conf->wshop.api_url,
-		.username = mr->conf->wshop.username,
-		.password_file = mr->conf->wshop.password_file,
-		.profile = mr->profile,
-		.ratelimit = mr->ratelimit,
-		.stop = stop,
-		.log = { mr->conf->id, stream_name(s), 0 },
-	};
-	struct wshop *client = wshop_new(&o);
-	if (!client) {
-		res->outcome = "failed";
-		res->error_class = "transient";
-		snprintf(res->message, sizeof(res->message), "out of memory");
-		return -ENOMEM;
-	}
-	struct sync_job job = {
-		.m = mr->conf, .profile = mr->profile, .st = mr->st, .client = client,
-		.pii_key = mr->pii_key, .lookback_usec = mr->daemon->lookback_usec,
-		.full_every_usec = mr->daemon->full_every_usec,
-		.stop = stop, .progress = progress,
-	};
-	struct sync_result sr;
-	int r = sync_run(&job, s, &sr);
-	res->outcome = sr.outcome;
-	res->error_class = r == 0 || r == -EAGAIN ? NULL : wshop_error_class(sr.error);
-	res->run_id = sr.run_id;
-	res->pages = sr.pages;
-	res->rows_in = sr.rows_in;
-	res->rows_changed = sr.rows_changed;
-	res->requests = wshop_stats(client)->requests;
-	snprintf(res->message, sizeof(res->message), "%s", sr.message);
-	wshop_free(client);
-	return r;
+	int r = s == STREAM_SFTP ? run_scan(mr, stop, res) : run_sync(mr, s, full, stop, progress, res);
+	int e = job_end(mr, s, res);
+	return r == 0 && e < 0 ? e : r;
 }

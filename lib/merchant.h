@@ -25,7 +25,8 @@ struct merchant {
 /* The outcome of one job, for --once, status and the logs. */
 struct merchant_result {
 	const char *outcome;      /* "success", "failed", "interrupted" */
-	const char *error_class;  /* NULL on success */
+	const char *error_class;  /* errclass_name(): NULL on success */
+	int errnum;               /* the failure's errno where there is one (ENOSPC...), else 0 */
 	int64_t run_id, pages, rows_in, rows_changed, requests;
 	char message[2048];  /* names both sources when a mismatch stops a run */
 };
@@ -34,10 +35,13 @@ struct merchant_result {
  * Open merchant m of config c: the database <state_dir>/<id>.db (created and
  * migrated), the profile, the installation's hash key.  The caller owns
  * *out (merchant_close).  A negative errno-style code on failure, with err
- * naming the file and the problem.
+ * naming the file and the problem: -EINVAL for the profile, else the errno
+ * of the state folder, pii.key or the mirror (-ENOSPC, -EROFS, -EBADMSG ...).
  */
 int merchant_open(const struct config *c, const struct merchant_conf *m, struct merchant **out,
 		  char *err, size_t errlen);
+/* The class of a merchant_open failure: config, storage (or transient: memory). */
+enum errclass merchant_open_class(int rc);
 void merchant_close(struct merchant *mr);
 
 /* Whether this merchant syncs stream s at all ([wshop] for the API streams, [sftp] for sftp). */
@@ -46,7 +50,10 @@ bool merchant_has_stream(const struct merchant *mr, enum stream s);
 /*
  * Run one job: stream s (an API stream, or STREAM_SFTP for a scan).  full
  * resets that stream's cursor first.  stop and progress may be NULL.
- * Returns 0 when the job succeeded; res is filled either way.
+ * At its end, every job prunes the stream's sync_runs to [defaults]
+ * keep_runs and checkpoints the mirror's -wal to nothing (store_checkpoint),
+ * with one warning when a reader stops that.  Returns 0 when the job
+ * succeeded; res is filled either way.
  */
 int merchant_run(struct merchant *mr, enum stream s, bool full, atomic_bool *stop,
 		 struct sync_progress *progress, struct merchant_result *res);

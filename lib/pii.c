@@ -60,10 +60,16 @@ static int key_load(const char *state_dir, unsigned char key[PII_KEY_LEN], char 
 		snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
 		return -errno;
 	}
+	/* Keep the errno: a full disk is ENOSPC, not a vague EIO. */
 	int r = 0;
-	if (getrandom(key, PII_KEY_LEN, 0) != PII_KEY_LEN ||
-	    write(fd, key, PII_KEY_LEN) != PII_KEY_LEN || fchmod(fd, 0600) < 0 || fsync(fd) < 0)
+	ssize_t n;
+	errno = 0;
+	if (getrandom(key, PII_KEY_LEN, 0) != PII_KEY_LEN)
 		r = -EIO;
+	else if ((n = write(fd, key, PII_KEY_LEN)) != PII_KEY_LEN)
+		r = n < 0 ? -errno : -ENOSPC; /* a short write of a regular file: no room */
+	else if (fchmod(fd, 0600) < 0 || fsync(fd) < 0)
+		r = -errno;
 	close(fd);
 	if (r == 0 && link(tmp, path) < 0)
 		r = errno == EEXIST ? 1 : -errno;

@@ -20,6 +20,7 @@
 
 #include <openssl/evp.h>
 
+#include "errclass.h"
 #include "hex.h"
 #include "scan.h"
 #include "sftp.h"
@@ -64,6 +65,7 @@ struct scan {
 	tstamp_t now;
 	time_t now_t;
 	int64_t rows_in, bytes, processed;
+	bool storage_failed;        /* a database step failed, not the connection */
 	struct cand *cands;
 	size_t n_cands, cap_cands;
 };
@@ -591,25 +593,29 @@ out:
 		unlink(tmp);
 		close(fd);
 	}
-	if (r == -EIO && !err[0])
-		snprintf(err, errlen, "database error: %s", store_errmsg(sc->st));
+	if (r == -EIO && !err[0]) {
+		char why[400];
+		store_failure(sc->st, why, sizeof(why));
+		snprintf(err, errlen, "database error: %s", why);
+		sc->storage_failed = true;
+	}
 	return r;
 }
 
 /* ---- the scan ---- */
 
-static const char *class_of(int e)
+static enum errclass class_of(int e)
 {
 	switch (e) {
 	case SFTP_ECONFIG:
 	case SFTP_EHOSTKEY:
 	case SFTP_ENOENT:
 	case SFTP_EREMOTE:
-		return "config";
+		return ERRC_CONFIG;
 	case SFTP_EAUTH:
-		return "auth";
+		return ERRC_AUTH;
 	default:
-		return "transient";
+		return ERRC_TRANSIENT;
 	}
 }
 
@@ -695,16 +701,17 @@ int scan_run(const struct merchant_conf *m, struct store *st, const char *state_
 		sc.state_dir = "/tmp";
 
 	if (store_run_start(st, "sftp", sc.now, &res->run_id) < 0) {
-		snprintf(res->error, sizeof(res->error), "cannot record the scan: %s",
-			 store_errmsg(st));
-		res->error_class = "transient";
+		char why[400];
+		store_failure(st, why, sizeof(why));
+		snprintf(res->error, sizeof(res->error), "cannot record the scan: %s", why);
+		res->error_class = errclass_name(ERRC_STORAGE);
 		log_err(&sc.log, "%s", res->error);
 		return -EIO;
 	}
 	sc.log.run_id = res->run_id;
 	if (!m->has_sftp || !m->sftp.host) {
 		snprintf(err, sizeof(err), "merchant %s has no [sftp] section", m->id);
-		res->error_class = "config";
+		res->error_class = errclass_name(ERRC_CONFIG);
 		r = -EINVAL;
 		goto out;
 	}
@@ -724,13 +731,15 @@ int scan_run(const struct merchant_conf *m, struct store *st, const char *state_
 	if (e == SFTP_OK)
 		e = list_all(&sc, &l, err, sizeof(err));
 	if (e != SFTP_OK) {
-		res->error_class = class_of(e);
+		res->error_class = errclass_name(class_of(e));
 		r = errno_of(e);
 		goto out;
 	}
 	if ((r = sort_listing(&sc, &l)) < 0) {
-		snprintf(err, sizeof(err), "cannot update the file ledger: %s", store_errmsg(st));
-		res->error_class = "transient";
+		char why[400];
+		store_failure(st, why, sizeof(why));
+		snprintf(err, sizeof(err), "cannot update the file ledger: %s", why);
+		res->error_class = errclass_name(ERRC_STORAGE);
 		goto out;
 	}
 	listing_free(&l);
@@ -754,7 +763,7 @@ int scan_run(const struct merchant_conf *m, struct store *st, const char *state_
 			break;
 	}
 	if (r < 0 && r != -EAGAIN)
-		res->error_class = "transient";
+		res->error_class = errclass_name(sc.storage_failed ? ERRC_STORAGE : ERRC_TRANSIENT);
 out:
 	if (r < 0) {
 		snprintf(res->error, sizeof(res->error), "%s", err[0] ? err : "scan failed");

@@ -17,7 +17,7 @@ struct scan_result {
 	int files_seen, files_applied, files_rejected, files_failed, files_ignored, files_pending;
 	int64_t rows;            /* rows applied to the canonical tables */
 	int64_t run_id;          /* the sync_runs row of this scan (stream "sftp") */
-	const char *error_class; /* NULL on success, else "config", "auth", "transient", ... */
+	const char *error_class; /* errclass_name(): NULL on success, else "config", "storage", ... */
 	char error[512];         /* a sentence for a person when the scan failed; no secrets */
 };
 
@@ -29,7 +29,8 @@ struct scan_result {
  * negative errno-style code when it could not connect (-EIO, class
  * "transient"), verify the host key (-EPERM, "config"), authenticate (-EACCES,
  * "auth"), find its folder or use its settings (-EINVAL, "config"), lost the
- * connection or the database midway (-EIO, "transient"), or was stopped
+ * connection midway (-EIO, "transient") or could not write the mirror (-EIO,
+ * "storage"), or was stopped
  * (-EAGAIN, *stop raised).  res is filled either way.
  */
 int scan_run(const struct merchant_conf *m, struct store *st, const char *state_dir,

@@ -8,10 +8,16 @@
 #include "store.h"
 
 #define STORE_STMT_MAX 96 /* distinct cached statements per store */
+/* After a checkpoint the -wal is cut back to this size; the TRUNCATE
+ * checkpoint at each job's end empties it whenever no reader holds it. */
+#define STORE_WAL_LIMIT_BYTES (1024 * 1024)
+#define STORE_WAL_CHECKPOINT_PAGES 1000 /* SQLite's own autocheckpoint default */
+#define STORE_CHECKPOINT_WAIT_MS 200    /* how long the job-end checkpoint waits for readers */
 
 struct store {
 	sqlite3 *db;
 	char *path;
+	int wal_stuck_pages;   /* the -wal's size when a checkpoint last stopped at a reader */
 	int n_stmts;
 	struct {
 		const char *sql; /* the caller's static string: the cache key */
@@ -32,6 +38,57 @@ sqlite3 *store_db(struct store *st)
 const char *store_errmsg(struct store *st)
 {
 	return sqlite3_errmsg(st->db);
+}
+
+/*
+ * The last failure of db, as a negative errno and a sentence that names the
+ * file.  Only CANTOPEN and IOERR leave an errno in SQLite; the other codes
+ * say what happened themselves.
+ */
+static int describe(sqlite3 *db, const char *path, char *msg, size_t len)
+{
+	int ext = db ? sqlite3_extended_errcode(db) : SQLITE_NOMEM;
+	int sys = db && ((ext & 0xff) == SQLITE_IOERR || (ext & 0xff) == SQLITE_CANTOPEN)
+			  ? sqlite3_system_errno(db) : 0;
+	const char *detail = db ? sqlite3_errmsg(db) : "out of memory";
+	const char *what;
+	int e;
+
+	switch (ext & 0xff) {
+	case SQLITE_FULL: e = ENOSPC; break;
+	case SQLITE_READONLY: e = EROFS; break;
+	case SQLITE_NOTADB: e = EBADMSG; break;
+	case SQLITE_CORRUPT: e = EUCLEAN; break;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED: e = EBUSY; break;
+	case SQLITE_NOMEM: e = ENOMEM; break;
+	case SQLITE_PROTOCOL: e = EPROTO; break;
+	default: e = sys > 0 ? sys : EIO; break;
+	}
+	switch (e) {
+	case ENOSPC:
+	case EDQUOT: what = "disk full"; break;
+	case EROFS:
+	case EACCES:
+	case EPERM: what = "read-only: kleepd may not write the mirror or its folder"; break;
+	case EBADMSG: what = "not a database: the file is damaged or is not a kleepd mirror"; break;
+	case EUCLEAN: what = "the database is corrupt; restore it from a backup"; break;
+	case EBUSY:
+		what = "locked by another writer for longer than the busy timeout (5 s)";
+		break;
+	case ENOMEM: what = "out of memory"; break;
+	default: what = "I/O error"; break;
+	}
+	if (sys > 0)
+		snprintf(msg, len, "%s: %s (%s; %s)", path, what, detail, strerror(sys));
+	else
+		snprintf(msg, len, "%s: %s (%s)", path, what, detail);
+	return -e;
+}
+
+int store_failure(struct store *st, char *msg, size_t len)
+{
+	return describe(st->db, st->path, msg, len);
 }
 
 int store_exec(struct store *st, const char *sql)
@@ -93,13 +150,11 @@ static int store_migrate(struct store *st, char *err, size_t errlen)
 {
 	int have = store_schema_version(st);
 	if (have < 0) {
-		snprintf(err, errlen, "%s: cannot read schema version: %s", st->path,
-			 sqlite3_errmsg(st->db));
-		return -EIO;
+		return describe(st->db, st->path, err, errlen);
 	}
 	if (have > migrations_count) {
 		snprintf(err, errlen,
-			 "%s: schema version %d is newer than this kleepd understands (%d); "
+			 "%s: schema newer than this kleepd: version %d, this kleepd knows %d; "
 			 "run a newer kleepd or restore a matching backup",
 			 st->path, have, migrations_count);
 		return -EPROTO;
@@ -113,11 +168,12 @@ static int store_migrate(struct store *st, char *err, size_t errlen)
 	for (int i = have; i < migrations_count; i++) {
 		char *msg = NULL;
 		if (sqlite3_exec(st->db, migrations[i].sql, NULL, NULL, &msg) != SQLITE_OK) {
-			snprintf(err, errlen, "%s: migration %s failed: %s", st->path,
-				 migrations[i].name, msg ? msg : "?");
+			char why[400];
+			int r = describe(st->db, st->path, why, sizeof(why));
+			snprintf(err, errlen, "migration %s failed: %s", migrations[i].name, why);
 			sqlite3_free(msg);
 			store_rollback(st);
-			return -EIO;
+			return r;
 		}
 	}
 	char pragma[48];
@@ -125,10 +181,28 @@ static int store_migrate(struct store *st, char *err, size_t errlen)
 	if (store_exec(st, pragma) < 0 || store_commit(st) < 0)
 		goto fail;
 	return 0;
-fail:
-	snprintf(err, errlen, "%s: migration failed: %s", st->path, sqlite3_errmsg(st->db));
+fail:;
+	char why[400];
+	int r = describe(st->db, st->path, why, sizeof(why));
+	snprintf(err, errlen, "migration failed: %s", why);
 	store_rollback(st);
-	return -EIO;
+	return r;
+}
+
+/*
+ * SQLite's autocheckpoint, plus a note when a reader stops it: a checkpoint
+ * cannot pass a reader's snapshot, and the -wal grows while it reads.
+ */
+static int wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
+{
+	struct store *st = arg;
+	int log = 0, done = 0;
+	if (pages < STORE_WAL_CHECKPOINT_PAGES)
+		return SQLITE_OK;
+	if (sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, &log, &done) == SQLITE_OK &&
+	    done < log)
+		st->wal_stuck_pages = log;
+	return SQLITE_OK;
 }
 
 int store_open(const char *path, struct store **out, char *err, size_t errlen)
@@ -145,8 +219,7 @@ int store_open(const char *path, struct store **out, char *err, size_t errlen)
 	if (sqlite3_open_v2(path, &st->db,
 			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
 			    NULL) != SQLITE_OK) {
-		snprintf(err, errlen, "%s: cannot open: %s", path,
-			 st->db ? sqlite3_errmsg(st->db) : "out of memory");
+		r = describe(st->db, path, err, errlen);
 		goto fail;
 	}
 	sqlite3_busy_timeout(st->db, STORE_BUSY_TIMEOUT_MS);
@@ -155,11 +228,17 @@ int store_open(const char *path, struct store **out, char *err, size_t errlen)
 	 * sync is durable at each checkpoint and never corrupts in WAL. */
 	/* An 8 MiB page cache: big files and syncs touch many index pages, and
 	 * connections live only for one job, so the memory is given back. */
-	if (store_exec(st, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"
-			   "PRAGMA foreign_keys = ON; PRAGMA cache_size = -8192;") < 0) {
-		snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(st->db));
+	/* journal_size_limit cuts the -wal back after each checkpoint that
+	 * resets it: without it, one long reader leaves it at its largest. */
+	char pragmas[200];
+	snprintf(pragmas, sizeof(pragmas), "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"
+		 "PRAGMA foreign_keys = ON; PRAGMA cache_size = -8192;"
+		 "PRAGMA journal_size_limit = %d;", STORE_WAL_LIMIT_BYTES);
+	if (store_exec(st, pragmas) < 0) {
+		r = describe(st->db, path, err, errlen);
 		goto fail;
 	}
+	sqlite3_wal_hook(st->db, wal_hook, st);
 	/* Keep -wal and -shm when the last connection closes: kleepd opens a
 	 * mirror only for a job, and readers who may not write the state folder
 	 * (group kleep, kleepctl export) need them there to open it read-only. */
@@ -445,6 +524,47 @@ int store_run_reap(struct store *st, const char *now)
 	if (!q)
 		return -EIO;
 	bind_text(q, 1, now);
+	int rc = sqlite3_step(q);
+	sqlite3_reset(q);
+	return rc == SQLITE_DONE ? 0 : -EIO;
+}
+
+int store_checkpoint(struct store *st, char *msg, size_t len)
+{
+	int log = -1, done = -1;
+	/* TRUNCATE waits for readers on the busy handler: a short reader is
+	 * worth a moment, a long one is not worth a worker's 5 s per job. */
+	sqlite3_busy_timeout(st->db, STORE_CHECKPOINT_WAIT_MS);
+	int rc = sqlite3_wal_checkpoint_v2(st->db, "main", SQLITE_CHECKPOINT_TRUNCATE, &log, &done);
+	sqlite3_busy_timeout(st->db, STORE_BUSY_TIMEOUT_MS);
+	int stuck = st->wal_stuck_pages;
+	st->wal_stuck_pages = 0;
+	if (rc == SQLITE_OK && done >= log && !stuck)
+		return 0;
+	if (rc != SQLITE_OK && (rc & 0xff) != SQLITE_BUSY && (rc & 0xff) != SQLITE_LOCKED) {
+		char why[400];
+		int r = describe(st->db, st->path, why, sizeof(why));
+		snprintf(msg, len, "cannot checkpoint the write-ahead log: %s", why);
+		return r;
+	}
+	if (log < stuck)
+		log = stuck;
+	snprintf(msg, len, "%s-wal: checkpoints stop at a reader's open transaction (%d pages "
+		 "waiting); the write-ahead log grows until that reader ends", st->path, log);
+	return -EBUSY;
+}
+
+static const char *SQL_RUNS_PRUNE =
+	"DELETE FROM sync_runs WHERE stream = ?1 AND run_id <="
+	" (SELECT run_id FROM sync_runs WHERE stream = ?1 ORDER BY run_id DESC LIMIT 1 OFFSET ?2)";
+
+int store_runs_prune(struct store *st, const char *stream, int keep)
+{
+	sqlite3_stmt *q = store_stmt(st, SQL_RUNS_PRUNE);
+	if (!q)
+		return -EIO;
+	bind_text(q, 1, stream);
+	sqlite3_bind_int(q, 2, keep);
 	int rc = sqlite3_step(q);
 	sqlite3_reset(q);
 	return rc == SQLITE_DONE ? 0 : -EIO;

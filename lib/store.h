@@ -16,8 +16,8 @@ struct store;
  * Open (creating if needed) the database at path and bring its schema to the
  * newest embedded migration, all migrations in one transaction.  A database
  * whose user_version is newer than this binary is refused (-EPROTO).  On
- * failure returns a negative errno-style code and writes a sentence for a
- * person into err.  The caller owns *out and frees it with store_close().
+ * failure returns a negative errno-style code (as store_failure) and writes a
+ * sentence for a person into err; every failure is of class storage.  The caller owns *out and frees it with store_close().
  * One store is used by one thread at a time.
  */
 int store_open(const char *path, struct store **out, char *err, size_t errlen);
@@ -30,6 +30,26 @@ int store_schema_version(struct store *st);
 
 sqlite3 *store_db(struct store *st);
 const char *store_errmsg(struct store *st);
+
+/*
+ * Right after a store call failed: what happened, as a negative errno
+ * (-ENOSPC disk full, -EROFS or -EACCES read-only, -EBADMSG not a database,
+ * -EUCLEAN corrupt, -EBUSY locked past STORE_BUSY_TIMEOUT_MS, -EIO ...) and a
+ * sentence naming the file in msg.  Every such failure is of class storage.
+ */
+int store_failure(struct store *st, char *msg, size_t len);
+
+/*
+ * At a job's end: checkpoint the write-ahead log and truncate it to nothing.
+ * 0 when done; -EBUSY when a reader's open transaction stopped this or an
+ * earlier checkpoint of the job (msg names the -wal, for one warning per
+ * job); another negative errno when the checkpoint could not write (msg
+ * says why, as store_failure).
+ */
+int store_checkpoint(struct store *st, char *msg, size_t len);
+
+/* Keep only the newest keep sync_runs rows of stream.  0 or -EIO. */
+int store_runs_prune(struct store *st, const char *stream, int keep);
 
 /*
  * A prepared statement for sql, cached per store by the sql pointer (pass a

@@ -96,14 +96,26 @@ static int window_filter(struct run *r)
 	return tstamp_to_local(tz, t, p->date_format, r->date_from, sizeof(r->date_from));
 }
 
-/* Open a new window, or keep the one a dead run left open. */
-static void window_open(struct run *r, int64_t run_id)
+/* A storage failure: the class, the errno and a sentence naming the mirror. */
+static int storage_error(struct run *r, const char *what)
+{
+	char why[400];
+	int e = store_failure(r->job->st, why, sizeof(why));
+	r->res->error = ERRC_STORAGE;
+	r->res->errnum = -e;
+	snprintf(r->res->message, sizeof(r->res->message), "%s%s%s", what ? what : "",
+		 what ? ": " : "", why);
+	return -EIO;
+}
+
+/* Open a new window, or keep the one a dead run left open (true then). */
+static bool window_open(struct run *r, int64_t run_id)
 {
 	struct store_state *st = &r->state;
 	if (st->window_to) {
 		log_info(&r->log, "resuming the window from %s at page %d",
 			 st->window_from ? st->window_from : "the beginning", st->window_page + 1);
-		return;
+		return true;
 	}
 	store_state_set(&st->window_to, r->now);
 	store_state_set(&st->window_from, NULL);
@@ -114,13 +126,16 @@ static void window_open(struct run *r, int64_t run_id)
 	time_t t, last_full, now;
 	if (tstamp_parse(r->now, &now) < 0)
 		now = time(NULL);
+	/* A clock stepped back behind last_full means "not due", not a wrap
+	 * to a huge age that would re-read every stream at once. */
 	if (r->job->profile->streams[r->s].incremental && st->cursor_time && r->job->full_every_usec &&
 	    (!st->last_full || tstamp_parse(st->last_full, &last_full) < 0 ||
-	     (uint64_t)(now - last_full) * 1000000u >= r->job->full_every_usec)) {
+	     (now >= last_full &&
+	      (uint64_t)(now - last_full) * 1000000u >= r->job->full_every_usec))) {
 		/* Now and then read it whole: deletions show, and so would a record
 		 * that a deletion during paging shifted past us. */
 		log_info(&r->log, "periodic full read (last one %s)", st->last_full ? st->last_full : "never");
-		return;
+		return false;
 	}
 	if (r->job->profile->streams[r->s].incremental && st->cursor_time) {
 		if (tstamp_parse(st->cursor_time, &t) == 0) {
@@ -129,6 +144,7 @@ static void window_open(struct run *r, int64_t run_id)
 			store_state_set(&st->window_from, from);
 		}
 	}
+	return false;
 }
 
 static int64_t rows_total(struct run *r)
@@ -238,11 +254,11 @@ static int window_close(struct run *r)
 	struct store *db = r->job->st;
 
 	if (store_begin(db) < 0)
-		return -EIO;
+		return storage_error(r, "cannot close the window");
 	if (!st->window_from) {
 		if (sweep(r) < 0)
 			goto fail;
-		store_state_set(&st->last_full, r->now);
+		store_state_set(&st->last_full, st->window_to);
 	}
 	if (st->window_max_time) {
 		/* Capped at the run's start: a shop clock ahead of ours must not
@@ -255,12 +271,13 @@ static int window_close(struct run *r)
 		}
 	}
 	store_state_set(&st->window_from, NULL);
-	store_state_set(&st->window_to, NULL);
 	store_state_set(&st->window_max_time, NULL);
 	store_state_set(&st->window_max_id, NULL);
+	/* The mirror now holds what the shop held when this window opened. */
+	store_state_set(&st->last_success, st->window_to);
 	st->window_page = 0;
 	st->window_run = 0;
-	store_state_set(&st->last_success, r->now);
+	store_state_set(&st->window_to, NULL);
 	store_state_set(&st->last_attempt, r->now);
 	store_state_set(&st->last_error, NULL);
 	store_state_set(&st->error_class, NULL);
@@ -272,8 +289,7 @@ static int window_close(struct run *r)
 		goto fail;
 	return 0;
 fail:
-	snprintf(r->res->message, sizeof(r->res->message), "cannot close the window: %s",
-		 store_errmsg(db));
+	storage_error(r, "cannot close the window");
 	store_rollback(db);
 	return -EIO;
 }
@@ -293,36 +309,42 @@ static int read_window(struct run *r)
 				 "%s: more than %d pages; the page cap guards against a paging loop "
 				 "(raise paging.max_pages if the shop is that large)",
 				 p->streams[r->s].path, p->max_pages);
-			r->res->error = WSHOP_ERR_BAD_REPLY;
+			r->res->error = ERRC_BAD_REPLY;
 			return -EPROTO;
 		}
 		json_t *records = NULL;
-		enum wshop_error e = wshop_fetch_page(job->client, r->s, p->first_page + st->window_page,
+		enum errclass e = wshop_fetch_page(job->client, r->s, p->first_page + st->window_page,
 						      r->date_from[0] ? r->date_from : NULL, &records);
-		if (e != WSHOP_OK) {
+		if (e != ERRC_NONE) {
 			r->res->error = e;
 			snprintf(r->res->message, sizeof(r->res->message), "%s",
 				 wshop_last_error(job->client));
-			return e == WSHOP_ERR_STOPPED ? -EAGAIN : -EIO;
+			return e == ERRC_STOPPED ? -EAGAIN : -EIO;
 		}
 		size_t n = json_array_size(records);
 		if (store_begin(job->st) < 0) {
 			json_decref(records);
-			snprintf(r->res->message, sizeof(r->res->message), "%s", store_errmsg(job->st));
-			return -EIO;
+			return storage_error(r, NULL);
 		}
 		int rc = apply_page(r, records);
 		json_decref(records);
 		if (rc == 0) {
 			st->window_page++;
-			if (store_state_put(job->st, r->name, st) < 0 || store_commit(job->st) < 0)
+			if (store_state_put(job->st, r->name, st) < 0 || store_commit(job->st) < 0) {
+				st->window_page--; /* not committed: the next run reads it again */
 				rc = -EIO;
+			}
 		}
 		if (rc < 0) {
-			if (rc == -EIO)
-				snprintf(r->res->message, sizeof(r->res->message), "%s",
-					 store_errmsg(job->st));
-			r->res->error = WSHOP_ERR_BAD_REPLY;
+			/* A reply the profile does not fit is bad_reply; the rest is the disk's. */
+			if (rc == -EPROTO) {
+				r->res->error = ERRC_BAD_REPLY;
+			} else if (rc == -ENOMEM) {
+				r->res->error = ERRC_TRANSIENT;
+				snprintf(r->res->message, sizeof(r->res->message), "out of memory");
+			} else {
+				rc = storage_error(r, NULL);
+			}
 			store_rollback(job->st);
 			return rc;
 		}
@@ -336,6 +358,39 @@ static int read_window(struct run *r)
 	}
 }
 
+/* Read one window whole and close it. */
+static int window_read_close(struct run *r)
+{
+	int rc = window_filter(r);
+	if (rc < 0) {
+		snprintf(r->res->message, sizeof(r->res->message), "cannot express the window's start "
+			 "%s in the shop's time zone %s", r->state.window_from ? r->state.window_from : "",
+			 r->job->m->timezone);
+		r->res->error = ERRC_CONFIG;
+		return rc;
+	}
+	rc = read_window(r);
+	return rc == 0 ? window_close(r) : rc;
+}
+
+/*
+ * The open window, or a new one.  A window a dead run left open started
+ * before this run: records changed since then on pages it had already read
+ * are only caught by one more window, up to this run's start, so that a
+ * run ends caught up with the shop as of its own start.
+ */
+static int read_windows(struct run *r, int64_t run_id)
+{
+	bool resumed = window_open(r, run_id);
+	int rc = window_read_close(r);
+	if (rc == 0 && resumed) {
+		log_info(&r->log, "the resumed window is closed; reading up to this run's start");
+		window_open(r, run_id);
+		rc = window_read_close(r);
+	}
+	return rc;
+}
+
 /* Record a run that did not succeed in sync_state, keeping the committed window. */
 static void record_failure(struct run *r, int rc)
 {
@@ -346,14 +401,59 @@ static void record_failure(struct run *r, int rc)
 	store_state_set(&st.last_attempt, r->now);
 	if (rc != -EAGAIN) {
 		store_state_set(&st.last_error, res->message);
-		store_state_set(&st.error_class, wshop_error_class(res->error));
-		st.unauthorized = res->error == WSHOP_ERR_UNAUTHORIZED;
-		store_state_set(&st.endpoint, res->error == WSHOP_ERR_UNAUTHORIZED
+		store_state_set(&st.error_class, errclass_name(res->error));
+		st.unauthorized = res->error == ERRC_UNAUTHORIZED;
+		store_state_set(&st.endpoint, res->error == ERRC_UNAUTHORIZED
 						      ? r->job->profile->streams[r->s].path : NULL);
 	}
 	if (store_state_put(r->job->st, r->name, &st) < 0)
 		log_err(&r->log, "cannot record the failure: %s", store_errmsg(r->job->st));
 	store_state_clear(&st);
+}
+
+/*
+ * Say how the run ended: sync_runs, the log, and sync_state for a failure.
+ * A run whose row cannot be written did not end well either: the disk failed.
+ */
+static int run_end(struct run *r, int rc, struct store_run *run)
+{
+	struct sync_result *res = r->res;
+	if (rc == 0) {
+		run->outcome = "success";
+		if (store_run_finish(r->job->st, run, r->now) < 0)
+			rc = storage_error(r, "cannot record the run");
+	}
+	if (rc == 0) {
+		res->outcome = "success";
+		log_msg(LOG_INFO, &r->log, LOG_MSGID_RUN_FINISHED,
+			"run finished: %" PRId64 " pages, %" PRId64 " records, %" PRId64 " changed, %"
+			PRId64 " rows written", res->pages, res->rows_in, res->rows_changed,
+			res->rows_written);
+		return 0;
+	}
+	if (rc == -EAGAIN) {
+		res->outcome = run->outcome = "interrupted";
+		res->error = ERRC_STOPPED;
+		snprintf(res->message, sizeof(res->message), "stopped; the next run resumes at page %d",
+			 r->state.window_page + 1);
+		log_msg(LOG_NOTICE, &r->log, LOG_MSGID_RUN_FAILED, "run interrupted after %" PRId64
+			" pages; committed pages are kept", res->pages);
+	} else {
+		if (res->error == ERRC_NONE)
+			res->error = ERRC_BAD_REPLY;
+		res->outcome = run->outcome = "failed";
+		run->error = res->message;
+		run->error_class = errclass_name(res->error);
+		log_msg(LOG_ERR, &r->log, LOG_MSGID_RUN_FAILED, "run failed (%s): %s", run->error_class,
+			res->message);
+	}
+	record_failure(r, rc);
+	if (store_run_finish(r->job->st, run, r->now) < 0) {
+		char why[400];
+		store_failure(r->job->st, why, sizeof(why));
+		log_err(&r->log, "cannot record the run: %s", why);
+	}
+	return rc;
 }
 
 int sync_run(struct sync_job *job, enum stream s, struct sync_result *res)
@@ -368,30 +468,26 @@ int sync_run(struct sync_job *job, enum stream s, struct sync_result *res)
 	tstamp_now(r.now);
 	if (store_run_start(job->st, r.name, r.now, &run_id) < 0 ||
 	    store_state_get(job->st, r.name, &r.state) < 0) {
-		snprintf(res->message, sizeof(res->message), "%s", store_errmsg(job->st));
+		storage_error(&r, "cannot start the run");
 		res->outcome = "failed";
-		res->error = WSHOP_ERR_CONFIG;
+		log_msg(LOG_ERR, &r.log, LOG_MSGID_RUN_FAILED, "run failed (%s): %s",
+			errclass_name(res->error), res->message);
+		/* The lock or the disk may have come back meanwhile: try to say so. */
+		record_failure(&r, -EIO);
 		if (run_id) {
 			struct store_run run = { .run_id = run_id, .stream = r.name, .outcome = "failed",
-						 .error = res->message, .error_class = "config" };
+						 .error = res->message,
+						 .error_class = errclass_name(res->error) };
 			store_run_finish(job->st, &run, r.now);
 		}
+		store_state_clear(&r.state);
 		return -EIO;
 	}
 	res->run_id = r.log.run_id = run_id;
 	const struct wshop_stats before = *wshop_stats(job->client);
 	log_msg(LOG_INFO, &r.log, LOG_MSGID_RUN_STARTED, "run started");
 
-	window_open(&r, run_id);
-	rc = window_filter(&r);
-	if (rc < 0)
-		snprintf(res->message, sizeof(res->message), "cannot express the window's start %s "
-			 "in the shop's time zone %s", r.state.window_from ? r.state.window_from : "",
-			 job->m->timezone);
-	if (rc == 0)
-		rc = read_window(&r);
-	if (rc == 0)
-		rc = window_close(&r);
+	rc = read_windows(&r, run_id);
 
 	const struct wshop_stats *after = wshop_stats(job->client);
 	struct store_run run = {
@@ -400,32 +496,7 @@ int sync_run(struct sync_job *job, enum stream s, struct sync_result *res)
 		.http_requests = after->requests - before.requests, .bytes = after->bytes - before.bytes,
 	};
 	tstamp_now(r.now);
-	if (rc == 0) {
-		res->outcome = run.outcome = "success";
-		log_msg(LOG_INFO, &r.log, LOG_MSGID_RUN_FINISHED,
-			"run finished: %" PRId64 " pages, %" PRId64 " records, %" PRId64 " changed, %"
-			PRId64 " rows written", res->pages, res->rows_in, res->rows_changed,
-			res->rows_written);
-	} else if (rc == -EAGAIN) {
-		res->outcome = run.outcome = "interrupted";
-		res->error = WSHOP_ERR_STOPPED;
-		snprintf(res->message, sizeof(res->message), "stopped; the next run resumes at page %d",
-			 r.state.window_page + 1);
-		log_msg(LOG_NOTICE, &r.log, LOG_MSGID_RUN_FAILED, "run interrupted after %" PRId64
-			" pages; committed pages are kept", res->pages);
-	} else {
-		if (res->error == WSHOP_OK)
-			res->error = WSHOP_ERR_BAD_REPLY;
-		res->outcome = run.outcome = "failed";
-		run.error = res->message;
-		run.error_class = wshop_error_class(res->error);
-		log_msg(LOG_ERR, &r.log, LOG_MSGID_RUN_FAILED, "run failed (%s): %s", run.error_class,
-			res->message);
-	}
-	if (rc != 0)
-		record_failure(&r, rc);
-	if (store_run_finish(job->st, &run, r.now) < 0)
-		log_err(&r.log, "cannot record the run: %s", store_errmsg(job->st));
+	rc = run_end(&r, rc, &run);
 	store_state_clear(&r.state);
 	free(r.json);
 	return rc;

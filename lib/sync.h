@@ -34,7 +34,8 @@ struct sync_job {
 struct sync_result {
 	int64_t run_id;
 	const char *outcome;       /* "success", "failed", "interrupted" */
-	enum wshop_error error;    /* WSHOP_OK on success */
+	enum errclass error;       /* ERRC_NONE on success */
+	int errnum;                /* the failure's errno where there is one (ENOSPC...), else 0 */
 	int64_t pages, rows_in, rows_changed, deleted;
 	int64_t rows_written;      /* rows the pages inserted, updated or deleted (sqlite3_total_changes),
 				    * raw and canonical; bookkeeping (state, runs, seen marks) aside */
@@ -45,8 +46,9 @@ struct sync_result {
  * Run stream s once: resume the open window or open a new one from the
  * cursor minus the lookback, fetch pages, and commit each page with the
  * window's progress in one transaction; when the window is complete, move
- * the cursor (capped at the run's start) and, after a full read, mark what
- * was not seen as deleted.  Writes a sync_runs row and sync_state.  Returns 0
+ * the cursor (capped at the window's start) and, after a full read, mark what
+ * was not seen as deleted.  A resumed window is followed by a new one up to
+ * this run's start; last_success is the start of the newest window closed.  Writes a sync_runs row and sync_state.  Returns 0
  * when the run succeeded, -EAGAIN when it was stopped, -EIO or -EPROTO
  * otherwise (res says why).
  */

@@ -12,6 +12,7 @@
 #include <strings.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 #include <curl/curl.h>
 
@@ -58,20 +59,6 @@ static bool sleep_until(int64_t deadline_ms, atomic_bool *stop)
 		struct timespec ts = { left / 1000, (left % 1000) * 1000000 };
 		nanosleep(&ts, NULL);
 	}
-}
-
-const char *wshop_error_class(enum wshop_error e)
-{
-	switch (e) {
-	case WSHOP_OK: return NULL;
-	case WSHOP_ERR_CONFIG: return "config";
-	case WSHOP_ERR_AUTH: return "auth";
-	case WSHOP_ERR_UNAUTHORIZED: return "unauthorized";
-	case WSHOP_ERR_TRANSIENT: return "transient";
-	case WSHOP_ERR_BAD_REPLY: return "bad_reply";
-	case WSHOP_ERR_STOPPED: return "stopped";
-	}
-	return "unknown";
 }
 
 /* ---- rate cap ----------------------------------------------------------- */
@@ -444,12 +431,24 @@ static void set_error(struct wshop *w, const char *fmt, ...)
  * caller zeroes buf after use.  Errors are for a person and never quote the
  * file's content.
  */
-static enum wshop_error read_password(struct wshop *w, char *buf, size_t cap)
+static enum errclass read_password(struct wshop *w, char *buf, size_t cap)
 {
-	int fd = open(w->password_file, O_RDONLY | O_CLOEXEC);
+	/* Never block on what the file became since --check-config: a FIFO
+	 * would hang this worker and shutdown with it. */
+	int fd = open(w->password_file, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW);
+	struct stat sb;
 	if (fd < 0) {
-		set_error(w, "cannot read the password file %s: %s", w->password_file, strerror(errno));
-		return WSHOP_ERR_CONFIG;
+		set_error(w, "cannot read the password file %s: %s", w->password_file,
+			  errno == ELOOP ? "it is a symbolic link; name the file itself" : strerror(errno));
+		return ERRC_CONFIG;
+	}
+	if (fstat(fd, &sb) < 0)
+		sb.st_mode = 0;
+	if (!S_ISREG(sb.st_mode) || sb.st_size >= (off_t)cap - 1) {
+		set_error(w, "the password file %s is %s", w->password_file,
+			  !S_ISREG(sb.st_mode) ? "not a regular file" : "too large for a password");
+		close(fd);
+		return ERRC_CONFIG;
 	}
 	size_t len = 0;
 	for (;;) {
@@ -460,7 +459,7 @@ static enum wshop_error read_password(struct wshop *w, char *buf, size_t cap)
 			set_error(w, "cannot read the password file %s: %s", w->password_file,
 				  strerror(errno));
 			close(fd);
-			return WSHOP_ERR_CONFIG;
+			return ERRC_CONFIG;
 		}
 		if (n == 0)
 			break;
@@ -469,7 +468,7 @@ static enum wshop_error read_password(struct wshop *w, char *buf, size_t cap)
 			close(fd);
 			set_error(w, "the password file %s is larger than %zu bytes", w->password_file,
 				  cap - 2);
-			return WSHOP_ERR_CONFIG;
+			return ERRC_CONFIG;
 		}
 	}
 	close(fd);
@@ -481,9 +480,9 @@ static enum wshop_error read_password(struct wshop *w, char *buf, size_t cap)
 	}
 	if (len == 0 || strlen(buf) != len) {
 		set_error(w, "the password file %s is empty or holds a NUL byte", w->password_file);
-		return WSHOP_ERR_CONFIG;
+		return ERRC_CONFIG;
 	}
-	return WSHOP_OK;
+	return ERRC_NONE;
 }
 
 /* ---- one HTTP exchange -------------------------------------------------- */
@@ -769,14 +768,14 @@ static int64_t backoff_ms(struct wshop *w, int attempt)
 	return d / 2 + (int64_t)(w->rng % (uint64_t)(d / 2 + 1));
 }
 
-static enum wshop_error authenticate(struct wshop *w);
+static enum errclass authenticate(struct wshop *w);
 
 /*
  * One request with the retry policy of DESIGN.md §3.  is_auth: this is the
  * authenticate call (no token; 401/403/success:false mean bad credentials).
- * On WSHOP_OK *reply is the parsed reply (owned by the caller).
+ * On ERRC_NONE *reply is the parsed reply (owned by the caller).
  */
-static enum wshop_error request(struct wshop *w, const char *path, json_t *params, bool is_auth,
+static enum errclass request(struct wshop *w, const char *path, json_t *params, bool is_auth,
 				json_t **reply)
 {
 	const struct profile *p = w->profile;
@@ -791,8 +790,8 @@ static enum wshop_error request(struct wshop *w, const char *path, json_t *param
 		if (stop_raised(w->stop))
 			goto stopped;
 		if (!is_auth && (!w->token || (w->renew_at && time(NULL) >= w->renew_at))) {
-			enum wshop_error e = authenticate(w);
-			if (e != WSHOP_OK)
+			enum errclass e = authenticate(w);
+			if (e != ERRC_NONE)
 				return e;
 			snprintf(w->last_endpoint, sizeof(w->last_endpoint), "%s", path);
 		}
@@ -802,21 +801,21 @@ static enum wshop_error request(struct wshop *w, const char *path, json_t *param
 		switch (a.out) {
 		case OUT_OK:
 			*reply = a.reply;
-			return WSHOP_OK;
+			return ERRC_NONE;
 		case OUT_STOPPED:
 			goto stopped;
 		case OUT_CONFIG:
 			set_error(w, "%s; check the merchant's API URL and profile", what);
-			return WSHOP_ERR_CONFIG;
+			return ERRC_CONFIG;
 		case OUT_BAD:
 			set_error(w, "%s", what);
-			return WSHOP_ERR_BAD_REPLY;
+			return ERRC_BAD_REPLY;
 		case OUT_401:
 		case OUT_403:
 			if (is_auth) {
 				set_error(w, "authentication refused for user %s at %s (%s%s%s)", w->username,
 					  path, a.why, a.msg[0] ? ": " : "", a.msg);
-				return WSHOP_ERR_AUTH;
+				return ERRC_AUTH;
 			}
 			if (a.out == OUT_401 && !reauthed) {
 				/* The token may have been revoked or expired early: one fresh one. */
@@ -828,20 +827,20 @@ static enum wshop_error request(struct wshop *w, const char *path, json_t *param
 			}
 			set_error(w, "endpoint %s is not authorized for this API user (HTTP %ld%s%s)", path,
 				  a.status, a.msg[0] ? ": " : "", a.msg);
-			return WSHOP_ERR_UNAUTHORIZED;
+			return ERRC_UNAUTHORIZED;
 		case OUT_RETRY_BAD:
 			if (is_auth && a.success_false) {
 				/* WSHOP answers bad credentials with success:false. */
 				set_error(w, "authentication refused for user %s at %s (%s%s%s)", w->username,
 					  path, a.why, a.msg[0] ? ": " : "", a.msg);
-				return WSHOP_ERR_AUTH;
+				return ERRC_AUTH;
 			}
 			/* fallthrough */
 		case OUT_RETRY:
 			break;
 		}
 
-		enum wshop_error give_up = a.out == OUT_RETRY_BAD ? WSHOP_ERR_BAD_REPLY : WSHOP_ERR_TRANSIENT;
+		enum errclass give_up = a.out == OUT_RETRY_BAD ? ERRC_BAD_REPLY : ERRC_TRANSIENT;
 		if (n >= attempts) {
 			set_error(w, "%s; gave up after %d attempts", what, n);
 			return give_up;
@@ -849,21 +848,21 @@ static enum wshop_error request(struct wshop *w, const char *path, json_t *param
 		if (a.retry_after_s > p->retry_after_max_s) {
 			set_error(w, "%s; the server asks to retry after %ld s, more than %ld s", what,
 				  a.retry_after_s, p->retry_after_max_s);
-			return WSHOP_ERR_TRANSIENT;
+			return ERRC_TRANSIENT;
 		}
 		int64_t delay = backoff_ms(w, n);
 		if (a.retry_after_s >= 0 && delay < (int64_t)a.retry_after_s * 1000)
 			delay = (int64_t)a.retry_after_s * 1000;
 		set_error(w, "%s", what);
 		log_msg(LOG_WARNING, &w->log, NULL, "%s: %s, attempt %d of %d, retrying in %" PRId64 " ms",
-			what, give_up == WSHOP_ERR_BAD_REPLY ? "bad_reply" : "transient", n, attempts,
+			what, errclass_name(give_up), n, attempts,
 			delay);
 		if (!sleep_until(mono_ms() + delay, w->stop))
 			goto stopped;
 	}
 stopped:
 	set_error(w, "endpoint %s: stopped", path);
-	return WSHOP_ERR_STOPPED;
+	return ERRC_STOPPED;
 }
 
 /*
@@ -885,29 +884,29 @@ static time_t renew_time(const char *token, time_t now)
 	return now + (time_t)(life - WSHOP_RENEW_EARLY_S);
 }
 
-static enum wshop_error authenticate(struct wshop *w)
+static enum errclass authenticate(struct wshop *w)
 {
 	const struct profile *p = w->profile;
 	char pw[WSHOP_PASSWORD_MAX];
 	json_t *params = NULL, *reply = NULL, *pwj = NULL, *tp;
 	const char *tok = NULL;
-	enum wshop_error e;
+	enum errclass e;
 	size_t i;
 
 	drop_token(w);
 	e = read_password(w, pw, sizeof(pw));
-	if (e != WSHOP_OK)
+	if (e != ERRC_NONE)
 		goto out;
 	params = json_object();
 	pwj = json_string(pw);
 	if (!params || !pwj || json_object_set_new(params, p->auth_user_param, json_string(w->username)) ||
 	    json_object_set(params, p->auth_password_param, pwj)) {
 		set_error(w, "out of memory");
-		e = WSHOP_ERR_TRANSIENT;
+		e = ERRC_TRANSIENT;
 		goto out;
 	}
 	e = request(w, p->auth_path, params, true, &reply);
-	if (e != WSHOP_OK)
+	if (e != ERRC_NONE)
 		goto out;
 
 	json_array_foreach(p->token_paths, i, tp) {
@@ -919,13 +918,13 @@ static enum wshop_error authenticate(struct wshop *w)
 	if (!tok || strlen(tok) >= WSHOP_TOKEN_MAX) {
 		set_error(w, "endpoint %s: the reply holds no token at any of the profile's token paths",
 			  p->auth_path);
-		e = WSHOP_ERR_BAD_REPLY;
+		e = ERRC_BAD_REPLY;
 		goto out;
 	}
 	w->token = strdup(tok);
 	if (!w->token) {
 		set_error(w, "out of memory");
-		e = WSHOP_ERR_TRANSIENT;
+		e = ERRC_TRANSIENT;
 		goto out;
 	}
 	w->renew_at = renew_time(w->token, time(NULL));
@@ -950,24 +949,24 @@ out:
 	return e;
 }
 
-enum wshop_error wshop_authenticate(struct wshop *w)
+enum errclass wshop_authenticate(struct wshop *w)
 {
 	w->last_error[0] = 0;
 	return authenticate(w);
 }
 
-enum wshop_error wshop_fetch_page(struct wshop *w, enum stream s, int page, const char *date_from,
+enum errclass wshop_fetch_page(struct wshop *w, enum stream s, int page, const char *date_from,
 				  json_t **records)
 {
 	const struct profile *p = w->profile;
 	json_t *params = NULL, *reply = NULL;
-	enum wshop_error e;
+	enum errclass e;
 
 	*records = NULL;
 	w->last_error[0] = 0;
 	if ((int)s < 0 || s >= STREAM_API_COUNT || !p->streams[s].path) {
 		set_error(w, "stream %d has no endpoint in profile %s", (int)s, p->name);
-		return WSHOP_ERR_CONFIG;
+		return ERRC_CONFIG;
 	}
 	const struct profile_stream *ps = &p->streams[s];
 	int limit = p->limit > WSHOP_LIMIT_MAX ? WSHOP_LIMIT_MAX : p->limit < 1 ? 1 : p->limit;
@@ -978,17 +977,17 @@ enum wshop_error wshop_fetch_page(struct wshop *w, enum stream s, int page, cons
 	    (date_from && p->date_param &&
 	     json_object_set_new(params, p->date_param, json_string(date_from)))) {
 		set_error(w, "out of memory");
-		e = WSHOP_ERR_TRANSIENT;
+		e = ERRC_TRANSIENT;
 		goto out;
 	}
 	e = request(w, ps->path, params, false, &reply);
-	if (e != WSHOP_OK)
+	if (e != ERRC_NONE)
 		goto out;
 	json_t *arr = profile_path_get(reply, ps->records ? ps->records : "data");
 	if (!json_is_array(arr)) {
 		set_error(w, "endpoint %s: HTTP %ld but the reply has no record list at '%s'", ps->path,
 			  w->last_status, ps->records ? ps->records : "data");
-		e = WSHOP_ERR_BAD_REPLY;
+		e = ERRC_BAD_REPLY;
 		goto out;
 	}
 	*records = json_incref(arr);

@@ -8,23 +8,11 @@
 
 #include <jansson.h>
 
+#include "errclass.h"
 #include "log.h"
 #include "profile.h"
 #include "stream.h"
 
-/* What went wrong, as sync_state.error_class names it (DESIGN.md §3). */
-enum wshop_error {
-	WSHOP_OK = 0,
-	WSHOP_ERR_CONFIG,       /* bad URL, other 4xx that a setting causes */
-	WSHOP_ERR_AUTH,         /* authenticate refused the credentials */
-	WSHOP_ERR_UNAUTHORIZED, /* 403, or 401 again with a fresh token: the endpoint is not allowed */
-	WSHOP_ERR_TRANSIENT,    /* 429, 5xx, timeouts, resets, after every retry */
-	WSHOP_ERR_BAD_REPLY,    /* a reply that is not what the profile says, after every retry */
-	WSHOP_ERR_STOPPED,      /* the stop flag was raised */
-};
-
-/* "config", "auth", "unauthorized", "transient", "bad_reply", "stopped"; NULL for WSHOP_OK. */
-const char *wshop_error_class(enum wshop_error e);
 
 /* A request-rate cap shared by every client of one merchant; thread-safe. */
 struct wshop_ratelimit;
@@ -58,16 +46,16 @@ struct wshop *wshop_new(const struct wshop_opts *o);
 void wshop_free(struct wshop *w);
 
 /* Authenticate now (also done lazily and before the token's exp). */
-enum wshop_error wshop_authenticate(struct wshop *w);
+enum errclass wshop_authenticate(struct wshop *w);
 
 /*
  * Fetch page `page` (counted from the profile's first_page) of stream s,
  * with the date filter date_from (shop-local text in the profile's format) or
- * NULL for none.  On WSHOP_OK *records is a new reference to the record array
+ * NULL for none.  On ERRC_NONE *records is a new reference to the record array
  * (caller json_decref()s it).  Retries transient failures per the profile;
  * re-authenticates once after a 401.
  */
-enum wshop_error wshop_fetch_page(struct wshop *w, enum stream s, int page, const char *date_from,
+enum errclass wshop_fetch_page(struct wshop *w, enum stream s, int page, const char *date_from,
 				  json_t **records);
 
 /* The last failure for a person: endpoint, HTTP status and WSHOP's message, no secrets. */

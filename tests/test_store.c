@@ -132,6 +132,106 @@ static void test_newer_database_is_refused(void **state)
 	unit_rmtree(dir);
 }
 
+/* A file that is not SQLite: refused as storage, with the words and the file. */
+static void test_not_a_database_is_named(void **state)
+{
+	(void)state;
+	char *dir = unit_tmpdir(), *path = db_path(dir), err[512];
+	struct store *st;
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	for (int i = 0; i < 200; i++)
+		fputs("this is a text file, not a mirror\n", f);
+	fclose(f);
+	assert_int_equal(store_open(path, &st, err, sizeof(err)), -EBADMSG);
+	assert_null(st);
+	assert_non_null(strstr(err, "not a database"));
+	assert_non_null(strstr(err, path));
+	free(path);
+	unit_rmtree(dir);
+}
+
+/* sync_state takes the class storage (migration 008 widened its CHECK). */
+static void test_state_takes_storage_class(void **state)
+{
+	(void)state;
+	char *dir = unit_tmpdir(), *path = db_path(dir), err[512];
+	struct store *st;
+	struct store_state s = { 0 };
+	assert_int_equal(store_open(path, &st, err, sizeof(err)), 0);
+	store_state_set(&s.error_class, "storage");
+	store_state_set(&s.last_error, "disk full");
+	assert_int_equal(store_state_put(st, "orders", &s), 0);
+	store_state_clear(&s);
+	assert_int_equal(store_state_get(st, "orders", &s), 0);
+	assert_string_equal(s.error_class, "storage");
+	store_state_clear(&s);
+	store_close(st);
+	free(path);
+	unit_rmtree(dir);
+}
+
+/* keep_runs: the newest rows of a stream stay, other streams are untouched. */
+static void test_runs_prune(void **state)
+{
+	(void)state;
+	char *dir = unit_tmpdir(), *path = db_path(dir), err[512];
+	struct store *st;
+	int64_t id;
+	assert_int_equal(store_open(path, &st, err, sizeof(err)), 0);
+	for (int i = 0; i < 5; i++) {
+		assert_int_equal(store_run_start(st, "orders", "2026-01-01T00:00:00Z", &id), 0);
+		assert_int_equal(store_run_start(st, "sizes", "2026-01-01T00:00:00Z", &id), 0);
+	}
+	assert_int_equal(store_runs_prune(st, "orders", 2), 0);
+	assert_int_equal(unit_query_int(store_db(st), "SELECT count(*) FROM sync_runs WHERE stream = 'orders'"), 2);
+	assert_int_equal(unit_query_int(store_db(st), "SELECT min(run_id) FROM sync_runs WHERE stream = 'orders'"), 7);
+	assert_int_equal(unit_query_int(store_db(st), "SELECT count(*) FROM sync_runs WHERE stream = 'sizes'"), 5);
+	assert_int_equal(store_runs_prune(st, "orders", 2), 0);
+	assert_int_equal(unit_query_int(store_db(st), "SELECT count(*) FROM sync_runs WHERE stream = 'orders'"), 2);
+	store_close(st);
+	free(path);
+	unit_rmtree(dir);
+}
+
+static long file_size(const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	assert_non_null(f);
+	fseek(f, 0, SEEK_END);
+	long n = ftell(f);
+	fclose(f);
+	return n;
+}
+
+/* The checkpoint at a job's end empties the -wal, and says so when a reader holds it. */
+static void test_checkpoint_truncates_or_names_the_reader(void **state)
+{
+	(void)state;
+	char *dir = unit_tmpdir(), *path = db_path(dir), err[512], msg[512], *wal;
+	struct store *st;
+	sqlite3 *reader;
+	assert_true(asprintf(&wal, "%s-wal", path) > 0);
+	assert_int_equal(store_open(path, &st, err, sizeof(err)), 0);
+	assert_int_equal(sqlite3_open_v2(path, &reader, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(reader, "BEGIN; SELECT count(*) FROM records;", NULL, NULL, NULL),
+			 SQLITE_OK);
+	assert_int_equal(store_exec(st, "BEGIN; CREATE TABLE t (x); INSERT INTO t VALUES"
+				    " (randomblob(100000)), (randomblob(100000)); COMMIT;"), 0);
+	assert_int_equal(store_checkpoint(st, msg, sizeof(msg)), -EBUSY);
+	assert_non_null(strstr(msg, wal));
+	assert_non_null(strstr(msg, "reader"));
+	assert_true(file_size(wal) > 100000);
+	sqlite3_exec(reader, "COMMIT", NULL, NULL, NULL);
+	sqlite3_close(reader);
+	assert_int_equal(store_checkpoint(st, msg, sizeof(msg)), 0);
+	assert_int_equal(file_size(wal), 0);
+	store_close(st);
+	free(wal);
+	free(path);
+	unit_rmtree(dir);
+}
+
 static void test_record_upsert(void **state)
 {
 	(void)state;
@@ -309,6 +409,10 @@ int main(void)
 		cmocka_unit_test(test_open_creates_every_table),
 		cmocka_unit_test(test_migrate_from_every_version),
 		cmocka_unit_test(test_newer_database_is_refused),
+		cmocka_unit_test(test_not_a_database_is_named),
+		cmocka_unit_test(test_state_takes_storage_class),
+		cmocka_unit_test(test_runs_prune),
+		cmocka_unit_test(test_checkpoint_truncates_or_names_the_reader),
 		cmocka_unit_test(test_record_upsert),
 		cmocka_unit_test(test_record_merge),
 		cmocka_unit_test(test_state_and_runs),

@@ -29,13 +29,15 @@ static double now_s(void)
 static void test_error_class(void **state)
 {
 	(void)state;
-	assert_null(wshop_error_class(WSHOP_OK));
-	assert_string_equal(wshop_error_class(WSHOP_ERR_CONFIG), "config");
-	assert_string_equal(wshop_error_class(WSHOP_ERR_AUTH), "auth");
-	assert_string_equal(wshop_error_class(WSHOP_ERR_UNAUTHORIZED), "unauthorized");
-	assert_string_equal(wshop_error_class(WSHOP_ERR_TRANSIENT), "transient");
-	assert_string_equal(wshop_error_class(WSHOP_ERR_BAD_REPLY), "bad_reply");
-	assert_string_equal(wshop_error_class(WSHOP_ERR_STOPPED), "stopped");
+	assert_null(errclass_name(ERRC_NONE));
+	assert_string_equal(errclass_name(ERRC_CONFIG), "config");
+	assert_string_equal(errclass_name(ERRC_AUTH), "auth");
+	assert_string_equal(errclass_name(ERRC_UNAUTHORIZED), "unauthorized");
+	assert_string_equal(errclass_name(ERRC_TRANSIENT), "transient");
+	assert_string_equal(errclass_name(ERRC_BAD_REPLY), "bad_reply");
+	assert_string_equal(errclass_name(ERRC_STORAGE), "storage");
+	assert_string_equal(errclass_name(ERRC_STOPPED), "stopped");
+	assert_null(errclass_name((enum errclass)99));
 }
 
 static void test_retry_after_seconds(void **state)
@@ -514,19 +516,19 @@ static void client_free(struct client *c)
 static void fetch_ok(struct client *c, enum stream s)
 {
 	json_t *recs = NULL;
-	enum wshop_error e = wshop_fetch_page(c->w, s, c->profile->first_page, NULL, &recs);
-	if (e != WSHOP_OK)
-		fail_msg("%s: %s: %s", stream_name(s), wshop_error_class(e), wshop_last_error(c->w));
+	enum errclass e = wshop_fetch_page(c->w, s, c->profile->first_page, NULL, &recs);
+	if (e != ERRC_NONE)
+		fail_msg("%s: %s: %s", stream_name(s), errclass_name(e), wshop_last_error(c->w));
 	assert_true(json_is_array(recs));
 	assert_true(json_array_size(recs) > 0);
 	json_decref(recs);
 }
 
-static enum wshop_error fetch(struct client *c, enum stream s)
+static enum errclass fetch(struct client *c, enum stream s)
 {
 	json_t *recs = NULL;
-	enum wshop_error e = wshop_fetch_page(c->w, s, c->profile->first_page, NULL, &recs);
-	assert_true(e == WSHOP_OK ? json_is_array(recs) : recs == NULL);
+	enum errclass e = wshop_fetch_page(c->w, s, c->profile->first_page, NULL, &recs);
+	assert_true(e == ERRC_NONE ? json_is_array(recs) : recs == NULL);
 	json_decref(recs);
 	return e;
 }
@@ -536,7 +538,7 @@ static void test_live_every_stream(void **state)
 	(void)state;
 	NEED_EMULATOR();
 	struct client *c = client_new(NULL);
-	assert_int_equal(wshop_authenticate(c->w), WSHOP_OK);
+	assert_int_equal(wshop_authenticate(c->w), ERRC_NONE);
 	for (int s = 0; s < STREAM_API_COUNT; s++)
 		fetch_ok(c, s);
 	/* One token serves every call (and the same connection: keep-alive). */
@@ -568,8 +570,8 @@ static void test_live_page_and_date_filter(void **state)
 	const char *kv[] = { "paging.limit", "7", NULL };
 	struct client *c = client_new(kv);
 	json_t *p1 = NULL, *p2 = NULL, *since = NULL;
-	assert_int_equal(wshop_fetch_page(c->w, STREAM_ORDERS, 1, NULL, &p1), WSHOP_OK);
-	assert_int_equal(wshop_fetch_page(c->w, STREAM_ORDERS, 2, NULL, &p2), WSHOP_OK);
+	assert_int_equal(wshop_fetch_page(c->w, STREAM_ORDERS, 1, NULL, &p1), ERRC_NONE);
+	assert_int_equal(wshop_fetch_page(c->w, STREAM_ORDERS, 2, NULL, &p2), ERRC_NONE);
 	assert_int_equal(json_array_size(p1), 7);
 	assert_int_equal(json_array_size(p2), 7);
 	/* Page 2 follows page 1 (records come by id). */
@@ -577,7 +579,7 @@ static void test_live_page_and_date_filter(void **state)
 		    json_integer_value(json_object_get(json_array_get(p1, 6), "id")));
 
 	const char *from = "2026-10-01 00:00:00";
-	assert_int_equal(wshop_fetch_page(c->w, STREAM_ORDERS, 1, from, &since), WSHOP_OK);
+	assert_int_equal(wshop_fetch_page(c->w, STREAM_ORDERS, 1, from, &since), ERRC_NONE);
 	size_t i;
 	json_t *r;
 	json_array_foreach(since, i, r)
@@ -593,14 +595,14 @@ static void test_live_wrong_password(void **state)
 	(void)state;
 	NEED_EMULATOR();
 	struct client *c = client_new_at(&L->emu, "default", "", L->bad_password_file, NULL);
-	assert_int_equal(wshop_authenticate(c->w), WSHOP_ERR_AUTH);
+	assert_int_equal(wshop_authenticate(c->w), ERRC_AUTH);
 	const char *msg = wshop_last_error(c->w);
 	assert_non_null(strstr(msg, "Invalid credentials"));
 	assert_non_null(strstr(msg, "401"));
 	assert_null(strstr(msg, PASSWORD));
 	assert_string_equal(wshop_last_endpoint(c->w), "/authenticate");
 	/* A data call needing a token fails the same way, without retrying in a loop. */
-	assert_int_equal(fetch(c, STREAM_ORDERS), WSHOP_ERR_AUTH);
+	assert_int_equal(fetch(c, STREAM_ORDERS), ERRC_AUTH);
 	assert_int_equal(emu_requests(&L->emu, "/authenticate"), 2);
 	assert_int_equal(emu_requests(&L->emu, "/orders/get"), 0);
 	client_free(c);
@@ -613,7 +615,7 @@ static void test_live_missing_password_file(void **state)
 	char *path;
 	assert_true(asprintf(&path, "%s/nope", L->dir) > 0);
 	struct client *c = client_new_at(&L->emu, "default", "", path, NULL);
-	assert_int_equal(wshop_authenticate(c->w), WSHOP_ERR_CONFIG);
+	assert_int_equal(wshop_authenticate(c->w), ERRC_CONFIG);
 	assert_non_null(strstr(wshop_last_error(c->w), "password file"));
 	assert_int_equal(emu_requests(&L->emu, "/authenticate"), 0);
 	client_free(c);
@@ -626,7 +628,7 @@ static void test_live_revoked_endpoint(void **state)
 	NEED_EMULATOR();
 	ctl_do(&L->emu, "/_emulator/revoke", "{\"endpoint\":\"/returns/get\"}");
 	struct client *c = client_new(NULL);
-	assert_int_equal(fetch(c, STREAM_RETURNS), WSHOP_ERR_UNAUTHORIZED);
+	assert_int_equal(fetch(c, STREAM_RETURNS), ERRC_UNAUTHORIZED);
 	const char *msg = wshop_last_error(c->w);
 	assert_non_null(strstr(msg, "endpoint /returns/get is not authorized"));
 	assert_non_null(strstr(msg, "403"));
@@ -644,7 +646,7 @@ static void test_live_429_retry_after(void **state)
 	(void)state;
 	NEED_EMULATOR();
 	struct client *c = client_new(NULL);
-	assert_int_equal(wshop_authenticate(c->w), WSHOP_OK);
+	assert_int_equal(wshop_authenticate(c->w), ERRC_NONE);
 	emu_fault(&L->emu, "/orders/get", "429", 1, "\"retry_after\":1");
 	double t0 = now_s();
 	fetch_ok(c, STREAM_ORDERS);
@@ -659,7 +661,7 @@ static void test_live_503_retry_after_date(void **state)
 	(void)state;
 	NEED_EMULATOR();
 	struct client *c = client_new(NULL);
-	assert_int_equal(wshop_authenticate(c->w), WSHOP_OK);
+	assert_int_equal(wshop_authenticate(c->w), ERRC_NONE);
 	/* The emulator sends ceil(now) + 2 as an HTTP-date: at least one whole second away. */
 	emu_fault(&L->emu, "/orders/get", "503", 1, "\"retry_after\":2,\"retry_after_date\":true");
 	double t0 = now_s();
@@ -673,9 +675,9 @@ static void test_live_retry_after_too_long(void **state)
 	(void)state;
 	NEED_EMULATOR();
 	struct client *c = client_new(NULL);
-	assert_int_equal(wshop_authenticate(c->w), WSHOP_OK);
+	assert_int_equal(wshop_authenticate(c->w), ERRC_NONE);
 	emu_fault(&L->emu, "/orders/get", "429", 5, "\"retry_after\":600");
-	assert_int_equal(fetch(c, STREAM_ORDERS), WSHOP_ERR_TRANSIENT);
+	assert_int_equal(fetch(c, STREAM_ORDERS), ERRC_TRANSIENT);
 	assert_non_null(strstr(wshop_last_error(c->w), "600"));
 	assert_int_equal(emu_requests(&L->emu, "/orders/get"), 1);
 	client_free(c);
@@ -711,7 +713,7 @@ static void test_live_500_gives_up(void **state)
 	NEED_EMULATOR();
 	struct client *c = client_new(NULL);
 	emu_fault(&L->emu, "/orders/get", "500", 20, NULL);
-	assert_int_equal(fetch(c, STREAM_ORDERS), WSHOP_ERR_TRANSIENT);
+	assert_int_equal(fetch(c, STREAM_ORDERS), ERRC_TRANSIENT);
 	assert_int_equal(emu_requests(&L->emu, "/orders/get"), c->profile->retry_attempts);
 	const char *msg = wshop_last_error(c->w);
 	assert_non_null(strstr(msg, "/orders/get"));
@@ -727,7 +729,7 @@ static void test_live_invalid_json_gives_up(void **state)
 	NEED_EMULATOR();
 	struct client *c = client_new(NULL);
 	emu_fault(&L->emu, "/orders/get", "invalid_json", 20, NULL);
-	assert_int_equal(fetch(c, STREAM_ORDERS), WSHOP_ERR_BAD_REPLY);
+	assert_int_equal(fetch(c, STREAM_ORDERS), ERRC_BAD_REPLY);
 	assert_int_equal(emu_requests(&L->emu, "/orders/get"), c->profile->retry_attempts);
 	/* The body (which may hold personal data) is never quoted. */
 	assert_null(strstr(wshop_last_error(c->w), "Maintenance"));
@@ -744,7 +746,7 @@ static void test_live_success_false(void **state)
 	fetch_ok(c, STREAM_ORDERS);
 	assert_int_equal(emu_requests(&L->emu, "/orders/get"), 2);
 	emu_fault(&L->emu, "/orders/get", "success_false", 20, NULL);
-	assert_int_equal(fetch(c, STREAM_ORDERS), WSHOP_ERR_BAD_REPLY);
+	assert_int_equal(fetch(c, STREAM_ORDERS), ERRC_BAD_REPLY);
 	assert_non_null(strstr(wshop_last_error(c->w), "Internal error"));
 	client_free(c);
 }
@@ -790,7 +792,7 @@ static void test_live_stall_timeout(void **state)
 	NEED_EMULATOR();
 	const char *kv[] = { "request_timeout_s", "1", NULL };
 	struct client *c = client_new(kv);
-	assert_int_equal(wshop_authenticate(c->w), WSHOP_OK);
+	assert_int_equal(wshop_authenticate(c->w), ERRC_NONE);
 	emu_fault(&L->emu, "/orders/get", "stall", 1, "\"seconds\":3");
 	double t0 = now_s();
 	fetch_ok(c, STREAM_ORDERS);
@@ -818,7 +820,7 @@ static void test_live_401_twice(void **state)
 	NEED_EMULATOR();
 	struct client *c = client_new(NULL);
 	emu_fault(&L->emu, "/orders/get", "401", 5, NULL);
-	assert_int_equal(fetch(c, STREAM_ORDERS), WSHOP_ERR_UNAUTHORIZED);
+	assert_int_equal(fetch(c, STREAM_ORDERS), ERRC_UNAUTHORIZED);
 	assert_non_null(strstr(wshop_last_error(c->w), "endpoint /orders/get is not authorized"));
 	assert_non_null(strstr(wshop_last_error(c->w), "401"));
 	/* One retry with a fresh token, then no loop. */
@@ -833,7 +835,7 @@ static void test_live_other_4xx_is_config(void **state)
 	NEED_EMULATOR();
 	const char *kv[] = { "streams.orders.path", "/orders/list", NULL };
 	struct client *c = client_new(kv);
-	assert_int_equal(fetch(c, STREAM_ORDERS), WSHOP_ERR_CONFIG);
+	assert_int_equal(fetch(c, STREAM_ORDERS), ERRC_CONFIG);
 	assert_non_null(strstr(wshop_last_error(c->w), "HTTP 404"));
 	assert_non_null(strstr(wshop_last_error(c->w), "/orders/list"));
 	assert_int_equal(emu_requests(&L->emu, "/api/v1/orders/list"), 1);
@@ -846,7 +848,7 @@ static void test_live_records_path_wrong(void **state)
 	NEED_EMULATOR();
 	const char *kv[] = { "streams.orders.records", "data.items", NULL };
 	struct client *c = client_new(kv);
-	assert_int_equal(fetch(c, STREAM_ORDERS), WSHOP_ERR_BAD_REPLY);
+	assert_int_equal(fetch(c, STREAM_ORDERS), ERRC_BAD_REPLY);
 	assert_non_null(strstr(wshop_last_error(c->w), "data.items"));
 	client_free(c);
 }
@@ -858,7 +860,7 @@ static void test_live_connection_refused(void **state)
 	const char *kv[] = { "retry.attempts", "3", NULL };
 	struct emu dead = { -1, 1 }; /* nothing listens on port 1 */
 	struct client *c = client_new_at(&dead, "default", "", L->password_file, kv);
-	assert_int_equal(wshop_authenticate(c->w), WSHOP_ERR_TRANSIENT);
+	assert_int_equal(wshop_authenticate(c->w), ERRC_TRANSIENT);
 	assert_int_equal(wshop_stats(c->w)->requests, 3);
 	client_free(c);
 }
@@ -877,12 +879,12 @@ static void test_live_stop_during_backoff(void **state)
 	NEED_EMULATOR();
 	const char *kv[] = { "retry.base_ms", "20000", "retry.cap_ms", "20000", NULL };
 	struct client *c = client_new(kv);
-	assert_int_equal(wshop_authenticate(c->w), WSHOP_OK);
+	assert_int_equal(wshop_authenticate(c->w), ERRC_NONE);
 	emu_fault(&L->emu, "/orders/get", "500", 20, NULL);
 	pthread_t th;
 	pthread_create(&th, NULL, raise_stop_later, &c->stop);
 	double t0 = now_s();
-	assert_int_equal(fetch(c, STREAM_ORDERS), WSHOP_ERR_STOPPED);
+	assert_int_equal(fetch(c, STREAM_ORDERS), ERRC_STOPPED);
 	/* The backoff was 10 s or more; stop cut it short. */
 	assert_true(now_s() - t0 < 5);
 	pthread_join(th, NULL);
@@ -894,17 +896,17 @@ static void test_live_stop_during_transfer(void **state)
 	(void)state;
 	NEED_EMULATOR();
 	struct client *c = client_new(NULL);
-	assert_int_equal(wshop_authenticate(c->w), WSHOP_OK);
+	assert_int_equal(wshop_authenticate(c->w), ERRC_NONE);
 	emu_fault(&L->emu, "/orders/get", "stall", 1, "\"seconds\":20");
 	pthread_t th;
 	pthread_create(&th, NULL, raise_stop_later, &c->stop);
 	double t0 = now_s();
-	assert_int_equal(fetch(c, STREAM_ORDERS), WSHOP_ERR_STOPPED);
+	assert_int_equal(fetch(c, STREAM_ORDERS), ERRC_STOPPED);
 	assert_true(now_s() - t0 < 5);
 	pthread_join(th, NULL);
 	/* Once raised, nothing more is sent. */
 	long before = wshop_stats(c->w)->requests;
-	assert_int_equal(fetch(c, STREAM_SIZES), WSHOP_ERR_STOPPED);
+	assert_int_equal(fetch(c, STREAM_SIZES), ERRC_STOPPED);
 	assert_int_equal(wshop_stats(c->w)->requests, before);
 	client_free(c);
 }
@@ -914,7 +916,7 @@ static void test_live_gzip(void **state)
 	(void)state;
 	NEED_EMULATOR();
 	struct client *c = client_new(NULL);
-	assert_int_equal(wshop_authenticate(c->w), WSHOP_OK);
+	assert_int_equal(wshop_authenticate(c->w), ERRC_NONE);
 	int64_t b0 = wshop_stats(c->w)->bytes, w0 = wshop_stats(c->w)->wire_bytes;
 	fetch_ok(c, STREAM_PRODUCTS);
 	int64_t body = wshop_stats(c->w)->bytes - b0, wire = wshop_stats(c->w)->wire_bytes - w0;
@@ -942,7 +944,7 @@ static void test_live_rate_cap(void **state)
 	/* Authentication counts too: five requests at 10/s take at least 0.4 s. */
 	for (int i = 0; i < 4; i++) {
 		json_t *recs = NULL;
-		assert_int_equal(wshop_fetch_page(w, STREAM_SIZES, 1, NULL, &recs), WSHOP_OK);
+		assert_int_equal(wshop_fetch_page(w, STREAM_SIZES, 1, NULL, &recs), ERRC_NONE);
 		json_decref(recs);
 	}
 	assert_true(now_s() - t0 >= 0.4 - 0.002);
@@ -981,7 +983,7 @@ static void test_live_alt_profile(void **state)
 		fetch_ok(c, s);
 	json_t *recs = NULL;
 	assert_int_equal(wshop_fetch_page(c->w, STREAM_ORDERS, 0, "2026-10-01T00:00:00", &recs),
-			 WSHOP_OK);
+			 ERRC_NONE);
 	assert_non_null(json_object_get(json_array_get(recs, 0), "uid"));
 	json_decref(recs);
 	assert_int_equal(emu_requests(&e, "/authenticate"), 1);
