@@ -29,7 +29,7 @@ static const struct canon_desc descs[CANON_TABLE_COUNT] = {
 		  "customer_hash" }, 1, true },
 	[CANON_ORDER_LINES] = { "order_lines",
 		{ "order_id", "line_no", "product_id", "variant_id", "sku", "size_label", "quantity",
-		  "price" }, 2, false },
+		  "unit_price_minor", "currency" }, 2, false },
 	[CANON_RETURNS] = { "returns", { "return_id", "order_id", "returned_at", "updated_at" }, 1, true },
 	[CANON_RETURN_LINES] = { "return_lines",
 		{ "return_id", "line_no", "order_id", "product_id", "variant_id", "sku", "size_label",

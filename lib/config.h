@@ -11,6 +11,7 @@
 #define CONFIG_DEFAULT_PATH "/etc/kleep/kleepd.conf"
 #define CONFIG_MERCHANT_ID_MAX 64
 #define CONFIG_LANG_MAX 14 /* DOMAIN.md §2 lists fourteen languages */
+#define CONFIG_FIT_CLASSES 4 /* [fit] keys: too_small, too_large, other_fit, not_fit (fit.h) */
 
 enum environment { ENV_PRODUCTION, ENV_PREPROD };
 
@@ -58,6 +59,9 @@ struct merchant_conf {
 	struct wshop_conf wshop;
 	bool has_sftp;
 	struct sftp_conf sftp;
+	/* [fit]: per enum fit_class, the reason ids or codes the merchant puts in that
+	 * class ("R07, 2"), or NULL; no item is in two lists */
+	char *fit[CONFIG_FIT_CLASSES];
 };
 
 struct daemon_conf {

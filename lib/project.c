@@ -12,6 +12,8 @@
 #include <string.h>
 
 #include "canon.h"
+#include "fit.h"
+#include "money.h"
 #include "project.h"
 
 #define SCRATCH_SLOTS 24
@@ -471,8 +473,12 @@ static int project_order(const struct project_ctx *c, json_t *rec)
 		line_refs(c, &ls, l, &lr[OL_PRODUCT_ID], &lr[OL_VARIANT_ID], &lr[OL_SKU],
 			  &lr[OL_SIZE_LABEL]);
 		lr[OL_QUANTITY] = field_text(c, &ls, l, "quantity");
-		lr[OL_PRICE] = field_text(c, &ls, l, "price");
-		if (canon_put(c->st, CANON_ORDER_LINES, lr, "api", NULL) < 0)
+		/* The price text stays in the raw record; the line holds it exactly. */
+		char minor[MONEY_TEXT_LEN];
+		lr[OL_CURRENCY] = row[O_CURRENCY];
+		if (money_minor_text(c->st, field_text(c, &ls, l, "price"), lr[OL_CURRENCY], minor,
+				     &lr[OL_UNIT_PRICE_MINOR]) < 0 ||
+		    canon_put(c->st, CANON_ORDER_LINES, lr, "api", NULL) < 0)
 			return -EIO;
 	}
 	return 0;
@@ -627,9 +633,9 @@ static int project_reference(const struct project_ctx *c, enum stream s, json_t 
 	default:
 		return -EINVAL;
 	}
-	if (canon_put(c->st, t, row, "api", NULL) < 0)
+	if (canon_put(c->st, t, row, "api", NULL) < 0 || put_labels(c, entity, id, tr, label_field) < 0)
 		return -EIO;
-	return put_labels(c, entity, id, tr, label_field);
+	return s == STREAM_RETURN_REASONS ? fit_reason_update(c->st, c->m->fit, id) : 0;
 }
 
 int project_record(const struct project_ctx *c, enum stream s, json_t *rec, char *err, size_t errlen)

@@ -1,0 +1,104 @@
+/* outcome.c - keep cancelled_statuses and the reasons' fit classes as the configuration says. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "fit.h"
+#include "outcome.h"
+
+#define OUTCOME_STATUSES_KEY "order_status.cancelled"
+
+static const char *SQL_STATUS_COUNT = "SELECT count(*) FROM cancelled_statuses";
+static const char *SQL_STATUS_HAS = "SELECT 1 FROM cancelled_statuses WHERE status = ?1";
+static const char *SQL_STATUS_CLEAR = "DELETE FROM cancelled_statuses";
+static const char *SQL_STATUS_ADD = "INSERT OR IGNORE INTO cancelled_statuses (status) VALUES (?1)";
+
+/* One row's first column as an integer (-1 when there is no row), or -EIO. */
+static int64_t query_int(struct store *st, const char *sql, const char *param)
+{
+	sqlite3_stmt *q = store_stmt(st, sql);
+	if (!q)
+		return -EIO;
+	if (param)
+		sqlite3_bind_text(q, 1, param, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(q);
+	int64_t v = rc == SQLITE_ROW ? sqlite3_column_int64(q, 0) : -1;
+	sqlite3_reset(q);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? v : -EIO;
+}
+
+static int run(struct store *st, const char *sql, const char *param)
+{
+	return query_int(st, sql, param) == -EIO ? -EIO : 0;
+}
+
+/* Replace cancelled_statuses with the list, unless it holds that list already. */
+static int put_statuses(struct store *st, json_t *list)
+{
+	size_t i;
+	json_t *v;
+	bool same = query_int(st, SQL_STATUS_COUNT, NULL) == (int64_t)json_array_size(list);
+	json_array_foreach(list, i, v)
+		same = same && query_int(st, SQL_STATUS_HAS, json_string_value(v)) == 1;
+	if (same)
+		return 0;
+	if (run(st, SQL_STATUS_CLEAR, NULL) < 0)
+		return -EIO;
+	json_array_foreach(list, i, v)
+		if (run(st, SQL_STATUS_ADD, json_string_value(v)) < 0)
+			return -EIO;
+	return 0;
+}
+
+/* The profile's list of cancelled statuses (borrowed; NULL when it has none), or -EINVAL. */
+static int statuses_of(const struct profile *p, json_t **list, char *err, size_t errlen)
+{
+	size_t i;
+	json_t *v;
+	*list = profile_path_get(p->root, OUTCOME_STATUSES_KEY);
+	bool good = !*list || json_is_array(*list);
+	json_array_foreach(*list, i, v)
+		good = good && json_string_length(v) > 0;
+	if (good)
+		return 0;
+	snprintf(err, errlen, "profile %s: %s must be a list of order statuses (texts)", p->name,
+		 OUTCOME_STATUSES_KEY);
+	return -EINVAL;
+}
+
+int outcome_prepare(struct store *st, const struct profile *p, const char *profile_dir,
+		    const struct merchant_conf *m, char *err, size_t errlen)
+{
+	struct profile *builtin = NULL;
+	int r = -EINVAL;
+
+	err[0] = 0;
+	if (!p) {
+		FILE *devnull = fopen("/dev/null", "w");
+		if (devnull && profile_load(profile_dir, "default", NULL, 0, &builtin, devnull) == 0)
+			p = builtin;
+		if (devnull)
+			fclose(devnull);
+		if (!p) {
+			snprintf(err, errlen, "the default profile does not load");
+			return -EINVAL;
+		}
+	}
+	json_t *list;
+	if (statuses_of(p, &list, err, errlen) < 0)
+		goto out;
+	json_t *none = json_array();
+	r = -EIO;
+	if (store_begin(st) == 0 && put_statuses(st, list ? list : none) == 0 &&
+	    fit_refresh(st, m->fit) == 0 && store_commit(st) == 0)
+		r = 0;
+	else {
+		snprintf(err, errlen, "cannot bring cancelled_statuses and return_reasons.fit up to date: %s",
+			 store_errmsg(st));
+		store_rollback(st);
+	}
+	json_decref(none);
+out:
+	profile_free(builtin);
+	return r;
+}
