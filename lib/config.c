@@ -1223,5 +1223,11 @@ void config_merchant_summary(const struct merchant_conf *m, FILE *f)
 	if (m->has_sftp)
 		fprintf(f, ", sftp %s@%s:%d root %s", m->sftp.user, m->sftp.host, m->sftp.port,
 			m->sftp.root);
+	const char *sep = ", fit";
+	for (int c = 0; c < CONFIG_FIT_CLASSES; c++)
+		if (m->fit[c]) {
+			fprintf(f, "%s %s=[%s]", sep, fit_class_name(c), m->fit[c]);
+			sep = "";
+		}
 	fputc('\n', f);
 }

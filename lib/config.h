@@ -104,7 +104,8 @@ const struct merchant_conf *config_merchant(const struct config *c, const char *
 /* One line for --check-config, never a secret, e.g. "acme-fr: production,
  * languages fr,en, tz Europe/Paris, product_id=id, wshop https://shop.example/api/v1
  * as api@acme.example (profile default, 2 req/s), sftp kleep-acme@sftp.example:22
- * root shops/acme/prod" (wshop or sftp part absent when the section is). */
+ * root shops/acme/prod, fit too_small=[R07, 2]" (wshop, sftp or fit part absent when the
+ * section is). */
 void config_merchant_summary(const struct merchant_conf *m, FILE *f);
 
 /* "30s", "15m", "6h", "2d", or a bare number of seconds; 0 or -EINVAL. */
