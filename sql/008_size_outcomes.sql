@@ -161,22 +161,17 @@ CREATE VIEW order_line_outcomes AS
 SELECT l.order_id, l.line_no, l.product_id, l.variant_id, l.sku, l.size_label, l.quantity,
        l.unit_price_minor, l.currency, o.ordered_at, o.status,
        EXISTS (SELECT 1 FROM cancelled_statuses c WHERE c.status = o.status) AS cancelled,
-       coalesce(r.returned, 0) AS returned_quantity,
-       coalesce(r.too_small, 0) AS returned_too_small,
-       coalesce(r.too_large, 0) AS returned_too_large,
-       r.fit
+       coalesce(sum(rl.quantity), 0) AS returned_quantity,
+       coalesce(sum(CASE rr.fit WHEN 'too_small' THEN rl.quantity END), 0) AS returned_too_small,
+       coalesce(sum(CASE rr.fit WHEN 'too_large' THEN rl.quantity END), 0) AS returned_too_large,
+       CASE WHEN count(rl.return_id) = 0 THEN NULL
+            WHEN min(coalesce(rr.fit, '')) <> max(coalesce(rr.fit, '')) THEN 'mixed'
+            ELSE coalesce(max(rr.fit), 'unclassified') END AS fit
 FROM order_lines l
 JOIN orders o ON o.order_id = l.order_id
-LEFT JOIN (
-	SELECT rl.order_id, rl.order_line_no, sum(rl.quantity) AS returned,
-	       sum(CASE rr.fit WHEN 'too_small' THEN rl.quantity ELSE 0 END) AS too_small,
-	       sum(CASE rr.fit WHEN 'too_large' THEN rl.quantity ELSE 0 END) AS too_large,
-	       CASE WHEN count(DISTINCT coalesce(rr.fit, '')) > 1 THEN 'mixed'
-	            ELSE coalesce(max(rr.fit), 'unclassified') END AS fit
-	FROM return_lines rl LEFT JOIN return_reasons rr ON rr.reason_id = rl.reason_id
-	WHERE rl.order_line_no IS NOT NULL
-	GROUP BY rl.order_id, rl.order_line_no
-) r ON r.order_id = l.order_id AND r.order_line_no = l.line_no;
+LEFT JOIN return_lines rl ON rl.order_id = l.order_id AND rl.order_line_no = l.line_no
+LEFT JOIN return_reasons rr ON rr.reason_id = rl.reason_id
+GROUP BY l.order_id, l.line_no;
 
 -- One row per product and size label sold (in an order not cancelled): units sold, units
 -- returned (of those orders' lines), returned too small, returned too large, and
