@@ -185,8 +185,8 @@ WITH all_lines AS (
 	SELECT product_id, size_label, sum(quantity) AS units, count(*) AS lines
 	FROM order_lines GROUP BY product_id, size_label
 ), cancelled_lines AS (
-	-- CROSS JOIN keeps the cancelled orders outside: the planner would otherwise walk
-	-- every line and look its order up.
+	-- CROSS JOIN keeps the cancelled orders (and below, the return lines) outside: without
+	-- statistics (kleepd runs no ANALYZE) the planner would walk every order line instead.
 	SELECT l.product_id, l.size_label, sum(l.quantity) AS units, count(*) AS lines
 	FROM orders o JOIN cancelled_statuses c ON c.status = o.status
 	CROSS JOIN order_lines l ON l.order_id = o.order_id
@@ -196,8 +196,8 @@ WITH all_lines AS (
 	       sum(CASE rr.fit WHEN 'too_small' THEN rl.quantity ELSE 0 END) AS too_small,
 	       sum(CASE rr.fit WHEN 'too_large' THEN rl.quantity ELSE 0 END) AS too_large
 	FROM return_lines rl
-	JOIN order_lines l ON l.order_id = rl.order_id AND l.line_no = rl.order_line_no
-	JOIN orders o ON o.order_id = l.order_id
+	CROSS JOIN order_lines l ON l.order_id = rl.order_id AND l.line_no = rl.order_line_no
+	CROSS JOIN orders o ON o.order_id = l.order_id
 	LEFT JOIN return_reasons rr ON rr.reason_id = rl.reason_id
 	WHERE NOT EXISTS (SELECT 1 FROM cancelled_statuses c WHERE c.status = o.status)
 	GROUP BY l.product_id, l.size_label
