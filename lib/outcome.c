@@ -73,7 +73,9 @@ int outcome_prepare(struct store *st, const struct profile *p, const char *profi
 	int r = -EINVAL;
 
 	err[0] = 0;
-	if (!p) {
+	/* Without [wshop], or with a profile of its own that predates the key: the default's. */
+	if (!p || !profile_path_get(p->root, OUTCOME_STATUSES_KEY)) {
+		p = NULL;
 		FILE *devnull = fopen("/dev/null", "w");
 		if (devnull && profile_load(profile_dir, "default", NULL, 0, &builtin, devnull) == 0)
 			p = builtin;

@@ -11,8 +11,8 @@
 /*
  * Bring the mirror's configuration-derived tables up to date, in one
  * transaction: cancelled_statuses from the profile's order_status.cancelled
- * (p may be NULL for a merchant without [wshop]: the default profile of
- * profile_dir, else the built-in one, then), and every return reason's fit class with m's [fit]
+ * (p may be NULL for a merchant without [wshop]; then, or when p has no such
+ * key, the list of the default profile of profile_dir, else of the built-in one), and every return reason's fit class with m's [fit]
  * section.  Run when a job opens the mirror, so a changed profile or [fit]
  * applies at the next job.  0, or a negative errno-style code with err
  * saying what failed.
