@@ -33,7 +33,7 @@ static const struct canon_desc descs[CANON_TABLE_COUNT] = {
 	[CANON_RETURNS] = { "returns", { "return_id", "order_id", "returned_at", "updated_at" }, 1, true },
 	[CANON_RETURN_LINES] = { "return_lines",
 		{ "return_id", "line_no", "order_id", "product_id", "variant_id", "sku", "size_label",
-		  "quantity", "reason_id", "comment" }, 2, false },
+		  "quantity", "reason_id", "comment", "order_line_no" }, 2, false },
 	[CANON_RETURN_REASONS] = { "return_reasons", { "reason_id", "code", "label" }, 1, false },
 	[CANON_DIMENSIONS] = { "dimensions",
 		{ "key_kind", "key_id", "measurement", "product_id", "variant_id", "value", "unit",

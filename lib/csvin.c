@@ -28,6 +28,7 @@
 #include "csvin.h"
 #include "fit.h"
 #include "money.h"
+#include "outcome.h"
 #include "tstamp.h"
 
 #define READ_BLOCK (64 * 1024)
@@ -1029,7 +1030,10 @@ static int apply_return(struct ctx *x)
 		lv[RL_QUANTITY] = v[C_QUANTITY];
 		lv[RL_REASON_ID] = v[C_REASON_ID];
 		lv[RL_COMMENT] = v[C_COMMENT];
-		if (canon_put(x->st, CANON_RETURN_LINES, lv, "sftp", NULL) < 0)
+		char order_line[OUTCOME_LINE_LEN];
+		if (outcome_order_line(x->st, v[C_ORDER_ID], v[C_VARIANT_ID], sku, order_line,
+				       &lv[RL_ORDER_LINE_NO]) < 0 ||
+		    canon_put(x->st, CANON_RETURN_LINES, lv, "sftp", NULL) < 0)
 			return -EIO;
 	}
 	return put_record(x, id);

@@ -17,6 +17,18 @@
  * applies at the next job.  0, or a negative errno-style code with err
  * saying what failed.
  */
+#define OUTCOME_LINE_LEN 24 /* a line number as text */
+
+/*
+ * The order line a return line returns (return_lines.order_line_no), as text
+ * for canon_put: in order order_id, the first line with variant_id, else the
+ * first with sku.  *out points into buf, or is NULL when there is none (yet:
+ * the order lines' triggers of sql/008 tie the return line when its order
+ * comes).  0, or -EIO when the mirror cannot be read.
+ */
+int outcome_order_line(struct store *st, const char *order_id, const char *variant_id,
+		       const char *sku, char buf[OUTCOME_LINE_LEN], const char **out);
+
 int outcome_prepare(struct store *st, const struct profile *p, const char *profile_dir,
 		    const struct merchant_conf *m, char *err, size_t errlen);
 

@@ -14,6 +14,7 @@
 #include "canon.h"
 #include "fit.h"
 #include "money.h"
+#include "outcome.h"
 #include "project.h"
 
 #define SCRATCH_SLOTS 24
@@ -513,7 +514,10 @@ static int project_return(const struct project_ctx *c, json_t *rec)
 		lr[RL_QUANTITY] = field_text(c, &ls, l, "quantity");
 		lr[RL_REASON_ID] = field_text(c, &ls, l, "reason_id");
 		lr[RL_COMMENT] = field_text(c, &ls, l, "comment");
-		if (canon_put(c->st, CANON_RETURN_LINES, lr, "api", NULL) < 0)
+		char order_line[OUTCOME_LINE_LEN];
+		if (outcome_order_line(c->st, lr[RL_ORDER_ID], lr[RL_VARIANT_ID], lr[RL_SKU], order_line,
+				       &lr[RL_ORDER_LINE_NO]) < 0 ||
+		    canon_put(c->st, CANON_RETURN_LINES, lr, "api", NULL) < 0)
 			return -EIO;
 	}
 	return 0;

@@ -77,12 +77,13 @@ ALTER TABLE order_lines DROP COLUMN price;
 
 -- Return lines: order_line_no is the line_no of the order line each one returns, in the
 -- return's order: the first line with the same variant, else the first with the same
--- sku; NULL when none is found (kleepctl check counts them).  Triggers keep it right
--- whichever arrives first, the return or its order, from the API or from CSV files.
+-- sku; NULL when none is found (kleepctl check counts them).  kleepd writes it with each
+-- return line (lib/outcome.c, the same rule as return_line_links below); the triggers on
+-- order_lines keep it right when the order comes after its return, or its lines change.
 ALTER TABLE return_lines ADD COLUMN order_line_no INTEGER;
 CREATE INDEX return_lines_order ON return_lines (order_id, order_line_no);
 
--- The order line each return line returns, as the triggers below compute it.
+-- The order line each return line returns, as the triggers below (and lib/outcome.c) find it.
 CREATE VIEW return_line_links AS
 SELECT r.return_id, r.line_no,
        coalesce((SELECT min(l.line_no) FROM order_lines l
@@ -94,18 +95,6 @@ FROM return_lines r;
 UPDATE return_lines SET order_line_no = (SELECT k.order_line_no FROM return_line_links k
 	WHERE k.return_id = return_lines.return_id AND k.line_no = return_lines.line_no);
 
-CREATE TRIGGER return_lines_link AFTER INSERT ON return_lines BEGIN
-	UPDATE return_lines SET order_line_no = (SELECT k.order_line_no FROM return_line_links k
-		WHERE k.return_id = NEW.return_id AND k.line_no = NEW.line_no)
-	WHERE return_id = NEW.return_id AND line_no = NEW.line_no;
-END;
-CREATE TRIGGER return_lines_relink AFTER UPDATE OF order_id, variant_id, sku ON return_lines
-WHEN OLD.order_id IS NOT NEW.order_id OR OLD.variant_id IS NOT NEW.variant_id
-     OR OLD.sku IS NOT NEW.sku BEGIN
-	UPDATE return_lines SET order_line_no = (SELECT k.order_line_no FROM return_line_links k
-		WHERE k.return_id = NEW.return_id AND k.line_no = NEW.line_no)
-	WHERE return_id = NEW.return_id AND line_no = NEW.line_no;
-END;
 -- An order line that comes, goes or changes re-links the return lines it may concern.
 CREATE TRIGGER order_lines_link AFTER INSERT ON order_lines BEGIN
 	UPDATE return_lines SET order_line_no = (SELECT k.order_line_no FROM return_line_links k
