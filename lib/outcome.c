@@ -66,7 +66,7 @@ static int statuses_of(const struct profile *p, json_t **list, char *err, size_t
 	return -EINVAL;
 }
 
-/* The rule of sql/008's return_line_links view, which the order lines' triggers use. */
+/* The rule of sql/008's return_line_links view, for one return line being written. */
 static const char *SQL_ORDER_LINE =
 	"SELECT coalesce((SELECT min(line_no) FROM order_lines WHERE order_id = ?1 AND variant_id = ?2),"
 	"                (SELECT min(line_no) FROM order_lines WHERE order_id = ?1 AND sku = ?3))";
@@ -90,6 +90,25 @@ int outcome_order_line(struct store *st, const char *order_id, const char *varia
 	}
 	sqlite3_reset(q);
 	return rc == SQLITE_ROW ? 0 : -EIO;
+}
+
+/* Only the return lines whose link changes are written. */
+static const char *SQL_RELINK =
+	"UPDATE return_lines SET order_line_no = k.order_line_no FROM return_line_links k"
+	" WHERE return_lines.order_id = ?1 AND k.return_id = return_lines.return_id"
+	" AND k.line_no = return_lines.line_no AND return_lines.order_line_no IS NOT k.order_line_no";
+
+/* Most orders have no return: a probe of the index is cheaper than an UPDATE that finds nothing. */
+static const char *SQL_HAS_RETURNS = "SELECT 1 FROM return_lines WHERE order_id = ?1 LIMIT 1";
+
+int outcome_relink(struct store *st, const char *order_id)
+{
+	if (!order_id)
+		return 0;
+	int64_t has = query_int(st, SQL_HAS_RETURNS, order_id);
+	if (has < -1)
+		return -EIO;
+	return has == 1 ? run(st, SQL_RELINK, order_id) : 0;
 }
 
 int outcome_prepare(struct store *st, const struct profile *p, const char *profile_dir,

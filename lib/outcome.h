@@ -23,11 +23,17 @@
  * The order line a return line returns (return_lines.order_line_no), as text
  * for canon_put: in order order_id, the first line with variant_id, else the
  * first with sku.  *out points into buf, or is NULL when there is none (yet:
- * the order lines' triggers of sql/008 tie the return line when its order
- * comes).  0, or -EIO when the mirror cannot be read.
+ * outcome_relink ties it when its order comes).  0, or -EIO when the mirror
+ * cannot be read.
  */
 int outcome_order_line(struct store *st, const char *order_id, const char *variant_id,
 		       const char *sku, char buf[OUTCOME_LINE_LEN], const char **out);
+
+/*
+ * After order order_id's lines were written or deleted: tie its return lines
+ * again to the lines it has now.  The caller holds a transaction.  0 or -EIO.
+ */
+int outcome_relink(struct store *st, const char *order_id);
 
 int outcome_prepare(struct store *st, const struct profile *p, const char *profile_dir,
 		    const struct merchant_conf *m, char *err, size_t errlen);

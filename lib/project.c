@@ -482,7 +482,8 @@ static int project_order(const struct project_ctx *c, json_t *rec)
 		    canon_put(c->st, CANON_ORDER_LINES, lr, "api", NULL) < 0)
 			return -EIO;
 	}
-	return 0;
+	/* Lines came, went or changed: the order's returns follow them. */
+	return outcome_relink(c->st, row[O_ORDER_ID]);
 }
 
 static int project_return(const struct project_ctx *c, json_t *rec)
@@ -681,7 +682,8 @@ int project_forget(const struct project_ctx *c, enum stream s, const char *id)
 		sqlite3_reset(q);
 		return rc == SQLITE_DONE ? 0 : -EIO;
 	}
-	if (canon_delete(c->st, ref[s].table, id) < 0)
+	if (canon_delete(c->st, ref[s].table, id) < 0 ||
+	    (s == STREAM_ORDERS && outcome_relink(c->st, id) < 0))
 		return -EIO;
 	if (ref[s].entity && canon_delete_children(c->st, CANON_LABELS, ref[s].entity, id) < 0)
 		return -EIO;

@@ -7,6 +7,7 @@
 #include "unit_sql.h"
 
 #include "canon.h"
+#include "csvin.h"
 #include "migrations.h"
 #include "money.h"
 #include "outcome.h"
@@ -203,6 +204,13 @@ static void put_return_line(struct store *st, const char *const *row)
 	put(st, CANON_RETURN_LINES, full);
 }
 
+/* An order line as kleepd writes one: its order's return lines follow (lib/outcome.c). */
+static void put_order_line(struct store *st, const char *const *row)
+{
+	put(st, CANON_ORDER_LINES, row);
+	assert_int_equal(outcome_relink(st, row[OL_ORDER_ID]), 0);
+}
+
 /* order_line_no follows whichever arrives first, and later changes to the order's lines. */
 static void test_links_follow_the_lines(void **state)
 {
@@ -226,32 +234,33 @@ static void test_links_follow_the_lines(void **state)
 	const char *ol1[OL_COUNT] = { "o1", "1", "P", "V1", "S1", "S", "1" };
 	const char *ol2[OL_COUNT] = { "o1", "2", "P", "V2", "S2", "M", "1" };
 	const char *ol3[OL_COUNT] = { "o1", "3", "P", "V3", "S3", "L", "1" };
-	put(st, CANON_ORDER_LINES, ol1);
-	put(st, CANON_ORDER_LINES, ol2);
-	put(st, CANON_ORDER_LINES, ol3);
+	put_order_line(st, ol1);
+	put_order_line(st, ol2);
+	put_order_line(st, ol3);
 	unit_expect_rows(db, "SELECT line_no, order_line_no FROM return_lines ORDER BY 1", "1|2\n2|3\n");
 	/* The order sent again without line 2: its return line is orphaned, then found again. */
 	assert_int_equal(canon_delete_children(st, CANON_ORDER_LINES, NULL, "o1"), 0);
-	put(st, CANON_ORDER_LINES, ol1);
-	put(st, CANON_ORDER_LINES, ol3);
+	assert_int_equal(outcome_relink(st, "o1"), 0);
+	put_order_line(st, ol1);
+	put_order_line(st, ol3);
 	unit_expect_rows(db, "SELECT line_no, order_line_no FROM return_lines ORDER BY 1", "1|~\n2|3\n");
 	/* A line takes the returned variant (updated in place): the return follows. */
 	const char *ol1b[OL_COUNT] = { "o1", "1", "P", "V2", "S2", "M", "1" };
-	put(st, CANON_ORDER_LINES, ol1b);
+	put_order_line(st, ol1b);
 	unit_expect_rows(db, "SELECT line_no, order_line_no FROM return_lines ORDER BY 1", "1|1\n2|3\n");
 	/* A variant beats a sku, and the first line of two with the same variant is the one. */
 	put(st, CANON_ORDERS, o2);
 	const char *p1[OL_COUNT] = { "o2", "5", "P", "V9", "SX", "M", "1" };
 	const char *p2[OL_COUNT] = { "o2", "7", "P", "V8", "S8", "M", "1" };
 	const char *p3[OL_COUNT] = { "o2", "4", "P", "V8", "S8", "M", "1" };
-	put(st, CANON_ORDER_LINES, p1);
+	put_order_line(st, p1);
 	put(st, CANON_RETURNS, r2);
 	const char *rl3[RL_COUNT] = { "r2", "1", "o2", "P", "V8", "SX", "M", "1" };
 	put_return_line(st, rl3);
 	unit_expect_rows(db, "SELECT order_line_no FROM return_lines WHERE return_id = 'r2'", "5\n");
-	put(st, CANON_ORDER_LINES, p2);
+	put_order_line(st, p2);
 	unit_expect_rows(db, "SELECT order_line_no FROM return_lines WHERE return_id = 'r2'", "7\n");
-	put(st, CANON_ORDER_LINES, p3);
+	put_order_line(st, p3);
 	unit_expect_rows(db, "SELECT order_line_no FROM return_lines WHERE return_id = 'r2'", "4\n");
 	/* The return line changes its variant: it follows. */
 	const char *rl3b[RL_COUNT] = { "r2", "1", "o2", "P", "V9", "SX", "M", "1" };
@@ -259,7 +268,58 @@ static void test_links_follow_the_lines(void **state)
 	unit_expect_rows(db, "SELECT order_line_no FROM return_lines WHERE return_id = 'r2'", "5\n");
 	/* The order goes (deleted at the source): its returns lose their lines. */
 	assert_int_equal(canon_delete(st, CANON_ORDERS, "o2"), 0);
+	assert_int_equal(outcome_relink(st, "o2"), 0);
 	unit_expect_rows(db, "SELECT order_line_no FROM return_lines WHERE return_id = 'r2'", "~\n");
+	store_close(st);
+	free(path);
+	unit_rmtree(dir);
+}
+
+static void ingest(struct store *st, enum csvin_kind kind, const char *name, const char *csv)
+{
+	struct merchant_conf m;
+	memset(&m, 0, sizeof(m));
+	m.timezone = "Europe/Paris";
+	memcpy(m.languages[0], "fr", 3);
+	m.n_languages = 1;
+	m.sftp.max_reject_ratio = 0.05;
+	FILE *in = fmemopen((void *)csv, strlen(csv), "r");
+	assert_non_null(in);
+	struct csvin_opts o = { .kind = kind, .path = name, .file_time = "2025-01-15T01:00:00Z",
+				.m = &m, .run_id = 1 };
+	struct csvin_result res;
+	assert_int_equal(csvin_apply(st, &o, in, &res), 0);
+	assert_int_equal(res.outcome, CSVIN_APPLIED);
+	fclose(in);
+}
+
+/* From CSV files as from the API: a returns file before the orders file it returns, then an
+ * orders file that changes a line; the views count the returns once they are tied. */
+static void test_csv_returns_before_their_orders(void **state)
+{
+	(void)state;
+	char *dir = unit_tmpdir(), *path, err[256];
+	struct store *st;
+	assert_true(asprintf(&path, "%s/m.db", dir) > 0);
+	assert_int_equal(store_open(path, &st, err, sizeof(err)), 0);
+	sqlite3 *db = store_db(st);
+	ingest(st, CSVIN_RETURNS, "returns/returns_2025-01-14T02-00-00.csv",
+	       "return_id,order_id,returned_at,product_id,variant_id,sku,quantity,reason_id\n"
+	       "R1,O1,2025-01-14,P,V2,,1,2\nR1,O1,2025-01-14,P,,S3,1,1\n");
+	unit_expect_rows(db, "SELECT line_no, order_line_no FROM return_lines ORDER BY 1", "1|~\n2|~\n");
+	unit_expect_rows(db, "SELECT count(*) FROM size_outcomes", "0\n");
+	ingest(st, CSVIN_ORDERS, "orders/orders_2025-01-15T02-00-00.csv",
+	       "order_id,ordered_at,product_id,variant_id,sku,size_label,quantity,line_no,price,currency\n"
+	       "O1,2025-01-10,P,V1,S1,S,1,1,10,EUR\nO1,2025-01-10,P,V2,S2,M,2,2,10,EUR\n"
+	       "O1,2025-01-10,P,V3,S3,L,1,3,10,EUR\n");
+	unit_expect_rows(db, "SELECT line_no, order_line_no FROM return_lines ORDER BY 1", "1|2\n2|3\n");
+	unit_expect_rows(db, "SELECT size_label, units_sold, units_returned FROM size_outcomes ORDER BY 1",
+			 "L|1|1\nM|2|1\nS|1|0\n");
+	/* Line 3 becomes another variant and sku: its return is no longer tied. */
+	ingest(st, CSVIN_ORDERS, "orders/orders_2025-01-16T02-00-00.csv",
+	       "order_id,ordered_at,product_id,variant_id,sku,size_label,quantity,line_no,price,currency,"
+	       "updated_at\nO1,2025-01-10,P,V4,S4,XL,1,3,10,EUR,2025-01-16\n");
+	unit_expect_rows(db, "SELECT line_no, order_line_no FROM return_lines ORDER BY 1", "1|2\n2|~\n");
 	store_close(st);
 	free(path);
 	unit_rmtree(dir);
@@ -321,6 +381,7 @@ int main(void)
 		cmocka_unit_test(test_migration_keeps_data),
 		cmocka_unit_test(test_views_after_migration),
 		cmocka_unit_test(test_links_follow_the_lines),
+		cmocka_unit_test(test_csv_returns_before_their_orders),
 		cmocka_unit_test(test_readme_query_plans),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
