@@ -28,6 +28,17 @@ static char *fixture_copy(char **dir)
 	return path;
 }
 
+/* An empty mirror of the current schema in a fresh folder; the caller frees path and dir. */
+static struct store *fresh_store(char **dir, char **path)
+{
+	struct store *st;
+	char err[256];
+	*dir = unit_tmpdir();
+	assert_true(asprintf(path, "%s/m.db", *dir) > 0);
+	assert_int_equal(store_open(*path, &st, err, sizeof(err)), 0);
+	return st;
+}
+
 static sqlite3 *raw_open(const char *path)
 {
 	sqlite3 *db;
@@ -215,10 +226,8 @@ static void put_order_line(struct store *st, const char *const *row)
 static void test_links_follow_the_lines(void **state)
 {
 	(void)state;
-	char *dir = unit_tmpdir(), *path, err[256];
-	struct store *st;
-	assert_true(asprintf(&path, "%s/m.db", dir) > 0);
-	assert_int_equal(store_open(path, &st, err, sizeof(err)), 0);
+	char *dir, *path;
+	struct store *st = fresh_store(&dir, &path);
 	sqlite3 *db = store_db(st);
 	const char *o1[O_COUNT] = { "o1" }, *o2[O_COUNT] = { "o2" };
 	const char *r1[R_COUNT] = { "r1", "o1" }, *r2[R_COUNT] = { "r2", "o2" };
@@ -298,10 +307,8 @@ static void ingest(struct store *st, enum csvin_kind kind, const char *name, con
 static void test_csv_returns_before_their_orders(void **state)
 {
 	(void)state;
-	char *dir = unit_tmpdir(), *path, err[256];
-	struct store *st;
-	assert_true(asprintf(&path, "%s/m.db", dir) > 0);
-	assert_int_equal(store_open(path, &st, err, sizeof(err)), 0);
+	char *dir, *path;
+	struct store *st = fresh_store(&dir, &path);
 	sqlite3 *db = store_db(st);
 	ingest(st, CSVIN_RETURNS, "returns/returns_2025-01-14T02-00-00.csv",
 	       "return_id,order_id,returned_at,product_id,variant_id,sku,quantity,reason_id\n"
