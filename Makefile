@@ -36,7 +36,8 @@ LDLIBS  := -Wl,--as-needed $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lcsv 
 TEST_LDLIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
 
 LIB_SRC  := $(sort $(wildcard lib/*.c))
-LIB_OBJ  := $(LIB_SRC:lib/%.c=$(BUILD)/lib/%.o) $(BUILD)/gen/migrations.o $(BUILD)/gen/profiles.o
+LIB_OBJ  := $(LIB_SRC:lib/%.c=$(BUILD)/lib/%.o) $(BUILD)/gen/migrations.o $(BUILD)/gen/profiles.o \
+	$(BUILD)/gen/fit_phrases.o
 PROFILES := $(sort $(wildcard lib/profiles/*.json))
 SQL      := $(sort $(wildcard sql/[0-9][0-9][0-9]_*.sql))
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
@@ -73,6 +74,14 @@ $(BUILD)/gen/migrations.c $(BUILD)/gen/migrations.h &: $(SQL) sql/embed.sh | $(B
 $(BUILD)/gen/profiles.c: $(PROFILES) lib/profiles/embed.sh | $(BUILD)/gen
 	@echo "  EMBED   $(PROFILES)"
 	$(Q)sh lib/profiles/embed.sh $@ $(PROFILES)
+
+# Return reason phrases for the default fit classes (lib/fit.c).
+$(BUILD)/gen/fit_phrases.c: lib/fit/phrases.json lib/fit/embed.sh | $(BUILD)/gen
+	@echo "  EMBED   lib/fit/phrases.json"
+	$(Q)sh lib/fit/embed.sh $@ fit_phrases_json lib/fit/phrases.json
+
+$(BUILD)/gen/fit_phrases.o: $(BUILD)/gen/fit_phrases.c
+	$(Q)$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 $(BUILD)/gen/profiles.o: $(BUILD)/gen/profiles.c
 	$(Q)$(CC) $(ALL_CFLAGS) -c -o $@ $<

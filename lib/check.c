@@ -153,6 +153,19 @@ static const char *SQL_RETURN_LINES_UNKNOWN_VARIANT =
 	"WITH bad AS (SELECT DISTINCT variant_id FROM return_lines WHERE variant_id IS NOT NULL"
 	"             AND variant_id NOT IN (SELECT variant_id FROM variants))"
 	" SELECT (SELECT count(*) FROM bad), variant_id FROM bad LIMIT 5";
+static const char *SQL_RETURN_LINES_UNLINKED =
+	"WITH bad AS (SELECT return_id || ' line ' || line_no AS id FROM return_lines"
+	"             WHERE order_line_no IS NULL ORDER BY return_id, line_no)"
+	" SELECT (SELECT count(*) FROM bad), id FROM bad LIMIT 5";
+static const char *SQL_REASONS_UNCLASSIFIED =
+	"WITH bad AS (SELECT reason_id || coalesce(' ' || code, '') || coalesce(' \"' || label || '\"', '')"
+	"             AS id FROM return_reasons WHERE fit IS NULL ORDER BY reason_id)"
+	" SELECT (SELECT count(*) FROM bad), id FROM bad LIMIT 5";
+static const char *SQL_ORDER_LINES_UNKNOWN_CURRENCY =
+	"WITH bad AS (SELECT coalesce(l.currency, '(none)') AS id, count(*) AS n FROM order_lines l"
+	"             WHERE l.currency IS NULL OR l.currency NOT IN (SELECT currency FROM currencies)"
+	"             GROUP BY 1 ORDER BY 1)"
+	" SELECT (SELECT sum(n) FROM bad), id FROM bad LIMIT 5";
 static const char *SQL_LANGUAGE_MISSING =
 	"SELECT 1, ?1 WHERE EXISTS (SELECT 1 FROM labels WHERE entity = 'product')"
 	" AND NOT EXISTS (SELECT 1 FROM labels WHERE entity = 'product' AND lang = ?1)";
@@ -170,6 +183,15 @@ static void check_data(struct merchant *mr, json_t *report)
 		  "return lines name products that are not in the catalog");
 	readiness(mr, report, "return_lines_unknown_variant", SQL_RETURN_LINES_UNKNOWN_VARIANT, NULL,
 		  "return lines name variants that are not in the catalog");
+	readiness(mr, report, "return_lines_unlinked", SQL_RETURN_LINES_UNLINKED, NULL,
+		  "return lines whose order line is not found (same order, then same variant, else "
+		  "same sku): size_outcomes and order_line_outcomes cannot count them");
+	readiness(mr, report, "return_reasons_unclassified", SQL_REASONS_UNCLASSIFIED, NULL,
+		  "return reasons not classified too_small, too_large, other_fit or not_fit: list "
+		  "their codes or ids in the [fit] section of the merchant's file");
+	readiness(mr, report, "order_lines_unknown_currency", SQL_ORDER_LINES_UNKNOWN_CURRENCY, NULL,
+		  "order lines whose currency is missing or not an ISO 4217 code: their unit price "
+		  "is not converted (unit_price_minor is NULL; the source's text is in the raw layer)");
 	for (int i = 0; i < mr->conf->n_languages; i++)
 		readiness(mr, report, "language_missing", SQL_LANGUAGE_MISSING, mr->conf->languages[i],
 			  "a configured language has no product text in the mirror: the shop does not "

@@ -13,6 +13,7 @@
 #include <ini.h>
 
 #include "config.h"
+#include "fit.h"
 #include "log.h"
 #include "tz.h"
 
@@ -49,13 +50,14 @@ static const uint64_t default_poll_sec[STREAM_COUNT] = {
 enum section {
 	SEC_NONE,    /* before the first header */
 	SEC_UNKNOWN, /* after a bad or unknown header: its keys are skipped quietly */
-	SEC_DAEMON, SEC_DEFAULTS, SEC_MERCHANT, SEC_WSHOP, SEC_SFTP,
+	SEC_DAEMON, SEC_DEFAULTS, SEC_MERCHANT, SEC_WSHOP, SEC_SFTP, SEC_FIT,
 	SEC_COUNT
 };
 
 static const char *const section_names[SEC_COUNT] = {
 	[SEC_DAEMON] = "daemon", [SEC_DEFAULTS] = "defaults", [SEC_MERCHANT] = "merchant",
 	[SEC_WSHOP] = "wshop", [SEC_SFTP] = "sftp",
+	[SEC_FIT] = "fit",
 };
 
 /* State shared by every file of one config_load(). */
@@ -407,7 +409,8 @@ static void section_begin(struct pfile *pf, const char *name)
 	for (int i = SEC_DAEMON; i < SEC_COUNT; i++)
 		if (strcmp(section_names[i], name) == 0)
 			sec = (enum section)i;
-	if (pf->is_main && (sec == SEC_MERCHANT || sec == SEC_WSHOP || sec == SEC_SFTP)) {
+	if (pf->is_main && (sec == SEC_MERCHANT || sec == SEC_WSHOP || sec == SEC_SFTP ||
+			    sec == SEC_FIT)) {
 		perr(pf, pf->line, "unknown section [%s] in the main file "
 			"(merchant settings go in merchants.d/NAME.conf)", name);
 		sec = SEC_UNKNOWN;
@@ -417,7 +420,7 @@ static void section_begin(struct pfile *pf, const char *name)
 		sec = SEC_UNKNOWN;
 	} else if (sec == SEC_UNKNOWN) {
 		perr(pf, pf->line, "unknown section [%s] (expected %s)", name,
-			pf->is_main ? "[daemon] or [defaults]" : "[merchant], [wshop] or [sftp]");
+			pf->is_main ? "[daemon] or [defaults]" : "[merchant], [wshop], [sftp] or [fit]");
 	} else if (pf->sec_line[sec]) {
 		perr(pf, pf->line, "section [%s] appears twice (first at line %d)",
 			name, pf->sec_line[sec]);
@@ -814,6 +817,37 @@ static void sftp_key(struct pfile *pf, const char *key, const char *v)
 		unknown_key(pf, key);
 }
 
+/*
+ * [fit] too_small = R07, 2: return reason codes or ids the merchant puts in a
+ * fit class, over the default classification (fit.c).  An item may be in one
+ * list only.
+ */
+static void fit_key(struct pfile *pf, const char *key, const char *v)
+{
+	enum fit_class f = fit_class_from_name(key);
+	char tok[FIT_TEXT_MAX];
+
+	if (f == FIT_NONE) {
+		perr(pf, pf->line, "unknown key '%s' in [fit] (expected too_small, too_large, "
+			"other_fit or not_fit)", key);
+		return;
+	}
+	for (const char *p = v; (p = fit_list_next(p, tok, sizeof(tok)));) {
+		if (!*tok) {
+			perr(pf, pf->line, "%s: an empty item in '%s' (expected reason codes or ids "
+				"separated by commas)", key, v);
+			return;
+		}
+		for (int g = 0; g < FIT_CLASS_COUNT; g++)
+			if (fit_list_has(pf->m->fit[g], tok)) {
+				perr(pf, pf->line, "%s: '%s' is already listed in %s", key, tok,
+					fit_class_name(g));
+				return;
+			}
+	}
+	set_str(pf->ld, &pf->m->fit[f], v);
+}
+
 /* inih's handler: section and name as inih saw them; we trust our own section. */
 static int config_handler(void *user, const char *section, const char *name, const char *value)
 {
@@ -836,6 +870,7 @@ static int config_handler(void *user, const char *section, const char *name, con
 	case SEC_MERCHANT: merchant_key(pf, name, value); break;
 	case SEC_WSHOP: wshop_key(pf, name, value); break;
 	case SEC_SFTP: sftp_key(pf, name, value); break;
+	case SEC_FIT: fit_key(pf, name, value); break;
 	default: break;
 	}
 	/* always go on: every error has been reported, and inih would report only its first */
@@ -882,6 +917,8 @@ static void merchant_free(struct merchant_conf *m)
 	free(m->sftp.key_file);
 	free(m->sftp.known_hosts);
 	free(m->sftp.root);
+	for (int f = 0; f < CONFIG_FIT_CLASSES; f++)
+		free(m->fit[f]);
 }
 
 /* Whether key appeared in sec of this file, valid or not (a bad value was reported already). */
@@ -1191,5 +1228,11 @@ void config_merchant_summary(const struct merchant_conf *m, FILE *f)
 	if (m->has_sftp)
 		fprintf(f, ", sftp %s@%s:%d root %s", m->sftp.user, m->sftp.host, m->sftp.port,
 			m->sftp.root);
+	const char *sep = ", fit";
+	for (int c = 0; c < CONFIG_FIT_CLASSES; c++)
+		if (m->fit[c]) {
+			fprintf(f, "%s %s=[%s]", sep, fit_class_name(c), m->fit[c]);
+			sep = "";
+		}
 	fputc('\n', f);
 }

@@ -13,6 +13,7 @@ struct tz;
 #define CONFIG_DEFAULT_PATH "/etc/kleep/kleepd.conf"
 #define CONFIG_MERCHANT_ID_MAX 64
 #define CONFIG_LANG_MAX 14 /* DOMAIN.md §2 lists fourteen languages */
+#define CONFIG_FIT_CLASSES 4 /* [fit] keys: too_small, too_large, other_fit, not_fit (fit.h) */
 
 enum environment { ENV_PRODUCTION, ENV_PREPROD };
 
@@ -62,6 +63,9 @@ struct merchant_conf {
 	struct wshop_conf wshop;
 	bool has_sftp;
 	struct sftp_conf sftp;
+	/* [fit]: per enum fit_class, the reason ids or codes the merchant puts in that
+	 * class ("R07, 2"), or NULL; no item is in two lists */
+	char *fit[CONFIG_FIT_CLASSES];
 };
 
 struct daemon_conf {
@@ -108,7 +112,8 @@ const struct merchant_conf *config_merchant(const struct config *c, const char *
 /* One line for --check-config, never a secret, e.g. "acme-fr: production,
  * languages fr,en, tz Europe/Paris, product_id=id, wshop https://shop.example/api/v1
  * as api@acme.example (profile default, 2 req/s), sftp kleep-acme@sftp.example:22
- * root shops/acme/prod" (wshop or sftp part absent when the section is). */
+ * root shops/acme/prod, fit too_small=[R07, 2]" (wshop, sftp or fit part absent when the
+ * section is). */
 void config_merchant_summary(const struct merchant_conf *m, FILE *f);
 
 /* "30s", "15m", "6h", "2d", or a bare number of seconds; 0 or -EINVAL. */

@@ -26,6 +26,9 @@
 
 #include "canon.h"
 #include "csvin.h"
+#include "fit.h"
+#include "money.h"
+#include "outcome.h"
 #include "tstamp.h"
 #include "utf8.h"
 
@@ -957,8 +960,11 @@ static int apply_order(struct ctx *x)
 		lv[OL_SKU] = sku;
 		lv[OL_SIZE_LABEL] = size;
 		lv[OL_QUANTITY] = v[C_QUANTITY];
-		lv[OL_PRICE] = v[C_PRICE];
-		if (canon_put(x->st, CANON_ORDER_LINES, lv, "sftp", NULL) < 0)
+		lv[OL_CURRENCY] = v[C_CURRENCY];
+		char minor[MONEY_TEXT_LEN];
+		if (money_minor_text(x->st, v[C_PRICE], v[C_CURRENCY], minor, &lv[OL_UNIT_PRICE_MINOR]) < 0 ||
+		    canon_put(x->st, CANON_ORDER_LINES, lv, "sftp", NULL) < 0 ||
+		    outcome_relink(x->st, v[C_ORDER_ID]) < 0)
 			return -EIO;
 	}
 	return put_record(x, id);
@@ -994,7 +1000,10 @@ static int apply_return(struct ctx *x)
 		lv[RL_QUANTITY] = v[C_QUANTITY];
 		lv[RL_REASON_ID] = v[C_REASON_ID];
 		lv[RL_COMMENT] = v[C_COMMENT];
-		if (canon_put(x->st, CANON_RETURN_LINES, lv, "sftp", NULL) < 0)
+		char order_line[OUTCOME_LINE_LEN];
+		if (outcome_order_line(x->st, v[C_ORDER_ID], v[C_VARIANT_ID], sku, order_line,
+				       &lv[RL_ORDER_LINE_NO]) < 0 ||
+		    canon_put(x->st, CANON_RETURN_LINES, lv, "sftp", NULL) < 0)
 			return -EIO;
 	}
 	return put_record(x, id);
@@ -1062,7 +1071,8 @@ static int apply_reason(struct ctx *x)
 	if (rc != SQLITE_DONE)
 		goto out;
 	const char *rr[RR_COUNT] = { v[C_REASON_ID], v[C_CODE] ? v[C_CODE] : code, label };
-	if (canon_put(x->st, CANON_RETURN_REASONS, rr, "sftp", NULL) < 0)
+	if (canon_put(x->st, CANON_RETURN_REASONS, rr, "sftp", NULL) < 0 ||
+	    fit_reason_update(x->st, x->o->m->fit, v[C_REASON_ID]) < 0)
 		goto out;
 	const char *id = v[C_LANG] ? key_set(x, "%s:%s", v[C_REASON_ID], lang) : v[C_REASON_ID];
 	r = id ? put_record(x, id) : -ENOMEM;

@@ -17,10 +17,21 @@ static const char *SQL_PRODUCTS =
 	"       p.category, v.size_label, p.parent_reference, p.updated_at, p.deactivated"
 	" FROM products p JOIN variants v USING (product_id)"
 	" WHERE ?1 IS NULL OR p.updated_at >= ?1 ORDER BY p.product_id, v.variant_id";
+/* price is the unit price as decimal text, from its minor units and the currency's
+ * exponent, exactly (integer arithmetic): 1990 EUR is 19.90, -5 EUR is -0.05. */
 static const char *SQL_ORDERS =
 	"SELECT o.order_id, o.ordered_at, l.product_id, l.quantity, l.line_no, l.variant_id, l.sku,"
-	"       l.size_label, l.price, o.currency, o.status, o.updated_at"
+	"       l.size_label,"
+	"       CASE WHEN l.unit_price_minor IS NULL OR c.exponent IS NULL THEN NULL"
+	"            WHEN c.exponent = 0 THEN CAST(l.unit_price_minor AS TEXT)"
+	"            ELSE printf('%s%d.%0*d', CASE WHEN l.unit_price_minor < 0 THEN '-' ELSE '' END,"
+	"                        abs(l.unit_price_minor) / p.f, c.exponent, abs(l.unit_price_minor) % p.f)"
+	"       END AS price,"
+	"       coalesce(l.currency, o.currency) AS currency, o.status, o.updated_at"
 	" FROM orders o JOIN order_lines l USING (order_id)"
+	" LEFT JOIN currencies c ON c.currency = l.currency"
+	" LEFT JOIN (SELECT 1 AS e, 10 AS f UNION ALL SELECT 2, 100 UNION ALL SELECT 3, 1000"
+	"            UNION ALL SELECT 4, 10000) p ON p.e = c.exponent"
 	" WHERE ?1 IS NULL OR o.updated_at >= ?1 ORDER BY o.order_id, l.line_no";
 static const char *SQL_RETURNS =
 	"SELECT r.return_id, r.order_id, r.returned_at, l.product_id, l.quantity, l.line_no,"

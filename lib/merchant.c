@@ -8,6 +8,7 @@
 #include "errclass.h"
 #include "merchant.h"
 #include "log.h"
+#include "outcome.h"
 #include "scan.h"
 #include "source.h"
 #include "tstamp.h"
@@ -69,6 +70,12 @@ int merchant_open(const struct config *c, const struct merchant_conf *m, struct 
 			r = -ENOMEM;
 			goto fail;
 		}
+	}
+	/* The views read these; a mirror that cannot take them still syncs. */
+	char why[512];
+	if (outcome_prepare(mr->st, mr->profile, c->daemon.profile_dir, m, why, sizeof(why)) < 0) {
+		struct log_ctx lc = { m->id, NULL, 0 };
+		log_warning(&lc, "%s", why);
 	}
 	*out = mr;
 	return 0;

@@ -179,6 +179,15 @@ static void profile_check(struct profile *p, struct checker *c)
 	p->retry_base_ms = opt_int(c, r, "retry.base_ms", 500, 1, 600000);
 	p->retry_cap_ms = opt_int(c, r, "retry.cap_ms", 30000, 1, 3600000);
 	p->retry_after_max_s = opt_int(c, r, "retry.after_max_s", 300, 0, 86400);
+	/* Read by outcome.c when a job opens the mirror; checked here so --check-config tells. */
+	json_t *cancelled = profile_path_get(r, "order_status.cancelled"), *status;
+	size_t k;
+	bool texts = json_is_array(cancelled);
+	json_array_foreach(cancelled, k, status)
+		texts = texts && json_string_length(status) > 0;
+	if (cancelled && !texts)
+		problem(c, "order_status.cancelled",
+			"profile key 'order_status.cancelled' must be a list of order statuses (texts)");
 	p->fields = profile_path_get(r, "fields");
 	if (p->fields && !json_is_object(p->fields))
 		problem(c, "fields", "profile key 'fields' must be an object of field names");

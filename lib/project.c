@@ -12,6 +12,9 @@
 #include <string.h>
 
 #include "canon.h"
+#include "fit.h"
+#include "money.h"
+#include "outcome.h"
 #include "project.h"
 
 #define SCRATCH_SLOTS 24
@@ -535,11 +538,16 @@ static int project_order(const struct project_ctx *c, json_t *rec)
 		line_refs(c, &ls, l, &lr[OL_PRODUCT_ID], &lr[OL_VARIANT_ID], &lr[OL_SKU],
 			  &lr[OL_SIZE_LABEL]);
 		lr[OL_QUANTITY] = field_text(c, &ls, l, "quantity");
-		lr[OL_PRICE] = field_text(c, &ls, l, "price");
-		if (canon_put(c->st, CANON_ORDER_LINES, lr, "api", NULL) < 0)
+		/* The price text stays in the raw record; the line holds it exactly. */
+		char minor[MONEY_TEXT_LEN];
+		lr[OL_CURRENCY] = row[O_CURRENCY];
+		if (money_minor_text(c->st, field_text(c, &ls, l, "price"), lr[OL_CURRENCY], minor,
+				     &lr[OL_UNIT_PRICE_MINOR]) < 0 ||
+		    canon_put(c->st, CANON_ORDER_LINES, lr, "api", NULL) < 0)
 			return -EIO;
 	}
-	return 0;
+	/* Lines came, went or changed: the order's returns follow them. */
+	return outcome_relink(c->st, row[O_ORDER_ID]);
 }
 
 static int project_return(const struct project_ctx *c, json_t *rec)
@@ -571,7 +579,10 @@ static int project_return(const struct project_ctx *c, json_t *rec)
 		lr[RL_QUANTITY] = field_text(c, &ls, l, "quantity");
 		lr[RL_REASON_ID] = field_text(c, &ls, l, "reason_id");
 		lr[RL_COMMENT] = field_text(c, &ls, l, "comment");
-		if (canon_put(c->st, CANON_RETURN_LINES, lr, "api", NULL) < 0)
+		char order_line[OUTCOME_LINE_LEN];
+		if (outcome_order_line(c->st, lr[RL_ORDER_ID], lr[RL_VARIANT_ID], lr[RL_SKU], order_line,
+				       &lr[RL_ORDER_LINE_NO]) < 0 ||
+		    canon_put(c->st, CANON_RETURN_LINES, lr, "api", NULL) < 0)
 			return -EIO;
 	}
 	return 0;
@@ -691,9 +702,9 @@ static int project_reference(const struct project_ctx *c, enum stream s, json_t 
 	default:
 		return -EINVAL;
 	}
-	if (canon_put(c->st, t, row, "api", NULL) < 0)
+	if (canon_put(c->st, t, row, "api", NULL) < 0 || put_labels(c, entity, id, tr, label_field) < 0)
 		return -EIO;
-	return put_labels(c, entity, id, tr, label_field);
+	return s == STREAM_RETURN_REASONS ? fit_reason_update(c->st, c->m->fit, id) : 0;
 }
 
 int project_record(const struct project_ctx *c, enum stream s, json_t *rec, char *err, size_t errlen)
@@ -735,7 +746,8 @@ int project_forget(const struct project_ctx *c, enum stream s, const char *id)
 		sqlite3_reset(q);
 		return rc == SQLITE_DONE ? 0 : -EIO;
 	}
-	if (canon_delete(c->st, ref[s].table, id) < 0)
+	if (canon_delete(c->st, ref[s].table, id) < 0 ||
+	    (s == STREAM_ORDERS && outcome_relink(c->st, id) < 0))
 		return -EIO;
 	if (ref[s].entity && canon_delete_children(c->st, CANON_LABELS, ref[s].entity, id) < 0)
 		return -EIO;

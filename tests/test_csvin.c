@@ -170,13 +170,16 @@ static void t_bom_semicolon_crlf(void **state)
 	struct fx *f = *state;
 	struct csvin_result res;
 	assert_int_equal(ingest(f, CSVIN_ORDERS, "orders/a.csv",
-				"\xEF\xBB\xBFOrder_ID;ORDERED_AT;product_id;quantity;Price;line_no\r\n"
-				"1;2025-01-10T10:00:00+01:00;P1;2;19,90;1\r\n"
-				"1;2025-01-10T10:00:00+01:00;P2;1;5;2\r\n",
+				"\xEF\xBB\xBFOrder_ID;ORDERED_AT;product_id;quantity;Price;line_no;Currency\r\n"
+				"1;2025-01-10T10:00:00+01:00;P1;2;19,90;1;EUR\r\n"
+				"1;2025-01-10T10:00:00+01:00;P2;1;5;2;EUR\r\n",
 				&res), 0);
 	assert_int_equal(res.outcome, CSVIN_APPLIED);
 	assert_int_equal(res.applied, 2);
-	assert_string_equal(q_text(f, "SELECT price FROM order_lines WHERE line_no=1"), "19.90");
+	/* A unit price in cents, exact; the row's text stays in the raw layer. */
+	assert_int_equal(q_int(f, "SELECT unit_price_minor FROM order_lines WHERE line_no=1"), 1990);
+	assert_int_equal(q_int(f, "SELECT unit_price_minor FROM order_lines WHERE line_no=2"), 500);
+	assert_string_equal(q_text(f, "SELECT currency FROM order_lines WHERE line_no=1"), "EUR");
 	assert_string_equal(q_text(f, "SELECT ordered_at FROM orders"), "2025-01-10T09:00:00Z");
 	/* no carriage return left in the last cell */
 	assert_int_equal(q_int(f, "SELECT line_no FROM order_lines WHERE product_id='P2'"), 2);

@@ -49,9 +49,9 @@ static int setup(void **state)
 				    "EUR", NULL };
 	put(st, CANON_ORDERS, o1, "api");
 	put(st, CANON_ORDERS, o2, "api");
-	const char *l2[OL_COUNT] = { "99001", "2", "1042", "50212", "TSH-001-BLU-L", "L", "2", "21.00" };
-	const char *l1[OL_COUNT] = { "99001", "1", "1042", "50211", "TSH-001-BLU-M", "M", "1", "19.90" };
-	const char *l3[OL_COUNT] = { "98000", "1", "2001", NULL, NULL, NULL, "1", NULL };
+	const char *l2[OL_COUNT] = { "99001", "2", "1042", "50212", "TSH-001-BLU-L", "L", "2", "2100", "EUR" };
+	const char *l1[OL_COUNT] = { "99001", "1", "1042", "50211", "TSH-001-BLU-M", "M", "1", "1990", "EUR" };
+	const char *l3[OL_COUNT] = { "98000", "1", "2001", NULL, NULL, NULL, "1", NULL, "EUR" };
 	put(st, CANON_ORDER_LINES, l2, "api");
 	put(st, CANON_ORDER_LINES, l1, "api");
 	put(st, CANON_ORDER_LINES, l3, "api");

@@ -196,6 +196,7 @@ static void test_overrides_apply(void **state)
 	assert_string_equal(profile_field(p, "date_upd"), "modified");
 	assert_string_equal(stream_path(p, STREAM_RETURNS), "/returns/list");
 	assert_int_equal(p->first_page, 0);
+	assert_int_equal(json_array_size(profile_path_get(p->root, "order_status.cancelled")), 2);
 	/* The rest is untouched. */
 	assert_string_equal(p->limit_param, "limit");
 	assert_string_equal(stream_path(p, STREAM_ORDERS), "/orders/get");
@@ -267,6 +268,12 @@ static void test_bad_overrides_report_the_merchant_line(void **state)
 	assert_non_null(strstr(t, "auth.path"));
 	free(t);
 	t = refused("streams.products.incremental", "yes", 31);
+	free(t);
+	/* The statuses that mean cancelled (size_outcomes) are a list of texts. */
+	t = refused("order_status.cancelled", "\"cancelled\"", 33);
+	assert_non_null(strstr(t, "order_status.cancelled"));
+	free(t);
+	t = refused("order_status.cancelled", "[\"void\", 3]", 34);
 	free(t);
 	/* A key that runs through a string cannot be set at all. */
 	t = refused("name.first", "x", 32);

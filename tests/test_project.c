@@ -244,10 +244,10 @@ static void test_order_lines_follow_the_catalog(void **state)
 		    "99001|WS-99001|shipped|2026-11-19T09:00:00Z|2026-11-20T07:15:02Z|EUR|"
 		    "0123456789abcdef0123456789abcdef|api\n");
 	/* Line 1 takes sku and size from its variant; line 2 keeps its own. */
-	expect_rows(f, "SELECT order_id, line_no, product_id, variant_id, sku, size_label, quantity, price"
-		       " FROM order_lines ORDER BY line_no",
-		    "99001|1|1042|50211|TSH-001-BLU-M|M|1|19.90\n"
-		    "99001|2|1042|50212|OWN-SKU|XL|2|21.00\n");
+	expect_rows(f, "SELECT order_id, line_no, product_id, variant_id, sku, size_label, quantity,"
+		       " unit_price_minor, currency FROM order_lines ORDER BY line_no",
+		    "99001|1|1042|50211|TSH-001-BLU-M|M|1|1990|EUR\n"
+		    "99001|2|1042|50212|OWN-SKU|XL|2|2100|EUR\n");
 
 	/* The order sent again with one line: the other goes. */
 	project_ok(f, STREAM_ORDERS,

@@ -34,9 +34,9 @@ def make_mirror(path, lines):
                   FROM n""", (orders,))
     db.execute("""WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < ? - 1)
                   INSERT INTO order_lines (order_id, line_no, product_id, variant_id, sku, size_label,
-                                           quantity, price, source)
+                                           quantity, unit_price_minor, currency, source)
                   SELECT i / 2 + 1, i % 2 + 1, 1000 + i % 5000, 50000 + i % 30000, 'SKU-' || (i % 30000),
-                         'M', 1, '19.90', 'api' FROM n""", (lines,))
+                         'M', 1, 1990, 'EUR', 'api' FROM n""", (lines,))
     db.commit()
     db.close()
 

@@ -19,15 +19,38 @@ Rules beyond DOMAIN.md that this oracle fixes, so that every implementation agre
 - labels rows of entity `product` use the mapped product_id (product_id_field) as entity_id;
 - product_id_field naming a field that is absent/empty on a product falls back to its `id`;
 - `active` absent means not deactivated; `images` absent is None, a list is compact JSON.
+
+Schema 8 (sql/008_size_outcomes.sql) adds, and this oracle computes:
+- order_lines.unit_price_minor: the line's `price` (text or number) in the minor unit of the
+  order's currency (CURRENCY_EXPONENTS), rounded half away from zero, None when the price is
+  absent, does not parse, or the currency is unknown; order_lines.currency is the order's;
+- return_lines.order_line_no: the smallest line_no of the return's order with the same
+  variant_id, else the same sku, else None;
+- return_reasons.fit: what the shop means by its reason codes (REASON_FITS), None otherwise;
+- size_outcomes(rows): the size_outcomes view, counted here from the rows above.
 """
 
 import json
+import re
+from decimal import ROUND_HALF_UP, Decimal
 from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
 SHOP_TZ = ZoneInfo("Europe/Paris")
 
 PRODUCT_LABEL_FIELDS = ("name", "description", "url")
+
+# Minor-unit exponents of the currencies the tests use (ISO 4217).
+CURRENCY_EXPONENTS = {"EUR": 2, "CHF": 2, "GBP": 2, "USD": 2, "SEK": 2, "DKK": 2, "PLN": 2,
+                      "BRL": 2, "JPY": 0, "KRW": 0, "KWD": 3, "BHD": 3}
+
+# What the emulated shop means by its return reason codes (wshop_data.RETURN_REASONS).
+REASON_FITS = {"too_big": "too_large", "too_small": "too_small", "damaged": "not_fit",
+               "not_as_described": "not_fit", "changed_mind": "not_fit",
+               "wrong_item": "not_fit", "late_delivery": "not_fit"}
+
+# The default profile's order_status.cancelled.
+CANCELLED_STATUSES = ("cancelled", "canceled")
 
 
 def local_to_utc(value, tz=SHOP_TZ):
@@ -107,6 +130,70 @@ def _label_rows(entity, entity_id, translations, fields=None):
                 rows.append({"entity": entity, "entity_id": entity_id, "lang": lang,
                              "field": field, "value": value})
     return rows
+
+
+def unit_price_minor(price, currency):
+    """A price ("19.90", "19,90", 19.9, "1500") in currency's minor unit, or None."""
+    exponent = CURRENCY_EXPONENTS.get(currency)
+    if price is None or isinstance(price, bool) or exponent is None:
+        return None
+    text = repr(price) if isinstance(price, float) else str(price)
+    m = re.fullmatch(r" *([+-]?)([0-9]+)(?:[.,]([0-9]+))? *", text)
+    if not m or len(m.group(2)) + exponent > 18:
+        return None
+    value = Decimal(f"{m.group(2)}.{m.group(3) or '0'}").scaleb(exponent)
+    minor = int(value.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    return -minor if m.group(1) == "-" else minor
+
+
+def order_line_numbers(order_lines, return_lines):
+    """Each return line's order_line_no: same order, same variant, else same sku."""
+    by_order = {}
+    for line in order_lines:
+        by_order.setdefault(line["order_id"], []).append(line)
+    for ret in return_lines:
+        lines = by_order.get(ret["order_id"], [])
+        found = [l["line_no"] for l in lines
+                 if ret["variant_id"] is not None and l["variant_id"] == ret["variant_id"]]
+        if not found:
+            found = [l["line_no"] for l in lines
+                     if ret["sku"] is not None and l["sku"] == ret["sku"]]
+        ret["order_line_no"] = min(found) if found else None
+
+
+def size_outcomes(rows, cancelled=CANCELLED_STATUSES):
+    """Expected size_outcomes rows, counted from canonical rows (canonical()'s output).
+
+    Units of an order whose status is in `cancelled` (any case) are not sold, nor are
+    returns of them counted; a return line counts against the order line it returns.
+    Sorted by (product_id, size_label).
+    """
+    cancelled = {s.lower() for s in cancelled}
+    status = {o["order_id"]: o["status"] for o in rows["orders"]}
+    fit = {r["reason_id"]: r.get("fit") for r in rows["return_reasons"]}
+    parent = {p["product_id"]: p["parent_reference"] for p in rows["products"]}
+    key_of, acc = {}, {}
+    for line in rows["order_lines"]:
+        if (status.get(line["order_id"]) or "").lower() in cancelled:
+            continue
+        key = (line["product_id"], line["size_label"])
+        key_of[(line["order_id"], line["line_no"])] = key
+        acc.setdefault(key, [0, 0, 0, 0])[0] += line["quantity"] or 0
+    for ret in rows["return_lines"]:
+        key = key_of.get((ret["order_id"], ret["order_line_no"]))
+        if key is None:
+            continue
+        qty = ret["quantity"] or 0
+        a = acc[key]
+        a[1] += qty
+        a[2] += qty if fit.get(ret["reason_id"]) == "too_small" else 0
+        a[3] += qty if fit.get(ret["reason_id"]) == "too_large" else 0
+    out = [{"product_id": k[0], "parent_reference": parent.get(k[0]), "size_label": k[1],
+            "units_sold": a[0], "units_returned": a[1], "returned_too_small": a[2],
+            "returned_too_large": a[3], "return_rate": a[1] / a[0] if a[0] else None}
+           for k, a in acc.items()]
+    out.sort(key=lambda row: (_sortable(row["product_id"]), _sortable(row["size_label"])))
+    return out
 
 
 def parse_languages(languages):
@@ -199,6 +286,7 @@ def canonical(truth, languages, product_id_field="id", parent_reference_field="p
             "reason_id": _text(reason["id"]),
             "code": _text(reason.get("code")),
             "label": _pick(reason.get("translations"), languages),
+            "fit": REASON_FITS.get(reason.get("code")),
         })
         out["labels"] += _label_rows("return_reason", _text(reason["id"]),
                                      reason.get("translations"))
@@ -230,7 +318,9 @@ def canonical(truth, languages, product_id_field="id", parent_reference_field="p
             out["order_lines"].append({
                 "order_id": oid, "line_no": _int(line.get("id")), "product_id": pid,
                 "variant_id": vid, "sku": sku, "size_label": slabel,
-                "quantity": _int(line.get("quantity")), "price": _text(line.get("price")),
+                "quantity": _int(line.get("quantity")),
+                "unit_price_minor": unit_price_minor(line.get("price"), _text(order.get("currency"))),
+                "currency": _text(order.get("currency")),
             })
 
     for ret in truth.get("returns", []):
@@ -252,6 +342,7 @@ def canonical(truth, languages, product_id_field="id", parent_reference_field="p
                 "comment": _text(line.get("comment")),
             })
 
+    order_line_numbers(out["order_lines"], out["return_lines"])
     for table, key in SORT_KEYS.items():
         out[table].sort(key=lambda row: tuple(_sortable(row[k]) for k in key))
     return out

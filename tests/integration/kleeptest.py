@@ -66,11 +66,11 @@ COLUMNS = {
     "labels": ("entity", "entity_id", "lang", "field", "value"),
     "orders": ("order_id", "reference", "status", "ordered_at", "updated_at", "currency"),
     "order_lines": ("order_id", "line_no", "product_id", "variant_id", "sku", "size_label",
-                    "quantity", "price"),
+                    "quantity", "unit_price_minor", "currency"),
     "returns": ("return_id", "order_id", "returned_at", "updated_at"),
     "return_lines": ("return_id", "line_no", "order_id", "product_id", "variant_id", "sku",
-                     "size_label", "quantity", "reason_id", "comment"),
-    "return_reasons": ("reason_id", "code", "label"),
+                     "size_label", "quantity", "reason_id", "comment", "order_line_no"),
+    "return_reasons": ("reason_id", "code", "label", "fit"),
 }
 TABLES = tuple(COLUMNS)
 

@@ -111,8 +111,11 @@ MIRROR_SQL = {
                 " p.deactivated FROM variants v JOIN products p ON p.product_id = v.product_id"
                 " WHERE ?1 IS NULL OR p.updated_at >= ?1",
     "orders": "SELECT o.order_id, o.ordered_at, l.product_id, l.quantity, l.line_no,"
-              " l.variant_id, l.sku, l.size_label, l.price, o.currency, o.status, o.updated_at"
+              " l.variant_id, l.sku, l.size_label,"
+              " printf('%.*f', c.exponent, l.unit_price_minor / power(10.0, c.exponent)),"
+              " coalesce(l.currency, o.currency), o.status, o.updated_at"
               " FROM order_lines l JOIN orders o ON o.order_id = l.order_id"
+              " LEFT JOIN currencies c ON c.currency = l.currency"
               " WHERE ?1 IS NULL OR o.updated_at >= ?1",
     "returns": "SELECT r.return_id, r.order_id, r.returned_at, l.product_id, l.quantity,"
                " l.line_no, l.variant_id, l.sku, l.size_label, l.reason_id, l.comment,"

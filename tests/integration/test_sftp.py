@@ -268,9 +268,10 @@ def scenario_first_drop(env):
            ("V3", "P2", "P2-U", "370003", "U")], env.q("SELECT * FROM variants"))
     check("orders and lines", env.q("SELECT order_id, ordered_at, currency FROM orders ORDER BY 1")
           == [("O1", "2025-01-12T08:00:00Z", "EUR"), ("O2", "2025-01-12T10:00:00Z", "EUR")]
-          and env.q("SELECT order_id, line_no, variant_id, quantity, price FROM order_lines"
-                    " ORDER BY 1, 2") ==
-          [("O1", 1, "V1", 1, "19.90"), ("O1", 2, "V2", 2, "19.90"), ("O2", 1, "V3", 1, "9.00")],
+          and env.q("SELECT order_id, line_no, variant_id, quantity, unit_price_minor, currency"
+                    " FROM order_lines ORDER BY 1, 2") ==
+          [("O1", 1, "V1", 1, 1990, "EUR"), ("O1", 2, "V2", 2, 1990, "EUR"),
+           ("O2", 1, "V3", 1, 900, "EUR")],
           env.q("SELECT * FROM order_lines"))
     # latest wins: the 15th's version of R1, applied after the 14th's
     check("returns after latest wins",

@@ -346,8 +346,12 @@ def test_faults(root):
             C.no_diffs(f"{name}: exactly the committed pages' orders, no duplicate",
                        compare_rows("orders", got["orders"], part["orders"])
                        + compare_rows("order_lines", got["order_lines"], part["order_lines"]))
+            # A return line of an order not mirrored yet is not tied to its order line.
+            rest = dict(want, return_lines=[
+                dict(row, order_line_no=row["order_line_no"] if row["order_id"] in first else None)
+                for row in want["return_lines"]])
             C.no_diffs(f"{name}: the other streams are mirrored exactly",
-                       compare(db, want, [t for t in want if t not in ("orders", "order_lines")]))
+                       compare(db, rest, [t for t in want if t not in ("orders", "order_lines")]))
             emu.reset_stats()
             run = run_kleepd(conf)
             C.check(f"{name}, cleared: the rerun converges (exit 0)",
