@@ -8,7 +8,11 @@
 
 #include "stream.h"
 
-#define CONFIG_DEFAULT_PATH "/etc/kleep/kleepd.conf"
+/* The Makefile bakes SYSCONFDIR/kleep in, so an install under another prefix agrees. */
+#ifndef KLEEP_SYSCONFDIR
+#define KLEEP_SYSCONFDIR "/etc/kleep"
+#endif
+#define CONFIG_DEFAULT_PATH KLEEP_SYSCONFDIR "/kleepd.conf"
 #define CONFIG_MERCHANT_ID_MAX 64
 #define CONFIG_LANG_MAX 14 /* DOMAIN.md §2 lists fourteen languages */
 
