@@ -3,7 +3,7 @@
 # Benchmarks measure; they never pass or fail a build.  BENCH=name runs only the ones
 # whose file name contains it.
 set -u
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 2
 BUILD=${BUILD:-build}
 PY=${PY:-/usr/bin/python3}
 export BUILD

@@ -18,6 +18,10 @@ check() {  # $1 what, then the command that must succeed
 	fi
 }
 
+has() {  # $1 text, $2 extended regex found in it
+	printf '%s\n' "$1" | grep -Eq "$2"
+}
+
 eval "$(DEB_BUILD_MAINT_OPTIONS=hardening=+all dpkg-buildflags --export=sh)" || exit 2
 echo "CPPFLAGS=$CPPFLAGS"
 echo "LDFLAGS=$LDFLAGS"
@@ -27,12 +31,11 @@ if ! make --no-print-directory BUILD="$out" WERROR=0 bins >"$out.log" 2>&1; then
 fi
 for b in "$out/kleepd" "$out/kleepctl"; do
 	dyn=$(readelf -d "$b") hdr=$(readelf -lh "$b") imports=$(nm -D --undefined-only "$b")
-	check "$b: BIND_NOW" sh -c 'echo "$1" | grep -Eq "\(FLAGS(_1)?\).*\b(BIND_NOW|NOW)\b"' - "$dyn"
-	check "$b: RELRO" sh -c 'echo "$1" | grep -q GNU_RELRO' - "$hdr"
-	check "$b: PIE" sh -c 'echo "$1" | grep -Eq "Type: +DYN"' - "$hdr"
-	check "$b: stack protector" sh -c 'echo "$1" | grep -q "__stack_chk_fail"' - "$imports"
-	check "$b: fortified calls (_chk imports)" sh -c '\
-		echo "$1" | grep -Ev "__stack_chk_fail" | grep -Eq "__[a-z_]+_chk\b"' - "$imports"
+	check "$b: BIND_NOW" has "$dyn" '\(FLAGS(_1)?\).*\b(BIND_NOW|NOW)\b'
+	check "$b: RELRO" has "$hdr" 'GNU_RELRO'
+	check "$b: PIE" has "$hdr" 'Type: +DYN'
+	check "$b: stack protector" has "$imports" '__stack_chk_fail'
+	check "$b: fortified calls (_chk imports)" has "$(echo "$imports" | grep -v __stack_chk_fail)" '__[a-z_]+_chk\b'
 	echo "  $(echo "$imports" | grep -Eo '__[a-z_]+_chk' | grep -vc __stack_chk_fail) _chk imports"
 done
 echo "$passed passed, $failed failed"
