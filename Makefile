@@ -201,7 +201,7 @@ deb: deps-packaging
 
 # The package installed, checked, removed and purged on a bare Debian 12 root.
 check-package: deb
-	@sh tests/package/check.sh $(BUILD)
+	@bash tests/package/check.sh $(BUILD)
 
 clean:
 	rm -rf build demo
