@@ -58,8 +58,8 @@ LIB_SRC  := $(sort $(wildcard lib/*.c))
 LIB_OBJ  := $(LIB_SRC:lib/%.c=$(BUILD)/lib/%.o) $(BUILD)/gen/migrations.o $(BUILD)/gen/profiles.o
 PROFILES := $(sort $(wildcard lib/profiles/*.json))
 SQL      := $(sort $(wildcard sql/[0-9][0-9][0-9]_*.sql))
-TEST_SRC := $(sort $(wildcard tests/test_*.c))
-TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+TEST_SRC  := $(sort $(wildcard tests/test_*.c))
+TEST_BINS := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 BINS     := $(BUILD)/kleepd $(BUILD)/kleepctl
 
 INSTALL_PROFILES := $(filter-out lib/profiles/alt.json,$(PROFILES))  # alt.json is a test profile
@@ -71,7 +71,7 @@ SHELL_SCRIPTS = $(shell grep -rlE --exclude-dir=.git --exclude-dir=build --exclu
 	install deb check-package clean FORCE
 .DELETE_ON_ERROR:
 
-all: $(BINS) $(TESTS)
+all: $(BINS) $(TEST_BINS)
 	@chmod go-rwx examples/*.password examples/*.key 2>/dev/null || true
 
 bins: $(BINS)
