@@ -178,15 +178,14 @@ install: bins
 	install -Dm755 $(BUILD)/kleepd $(DESTDIR)$(SBINDIR)/kleepd
 	install -Dm755 $(BUILD)/kleepctl $(DESTDIR)$(BINDIR)/kleepctl
 	[ -e $(DESTDIR)$(SYSCONFDIR)/kleep/kleepd.conf ] || \
-		{ sed 's|@DOCDIR@|$(DOCDIR)|g' etc/kleepd.conf >etc/kleepd.conf.tmp && \
-		install -Dm644 etc/kleepd.conf.tmp $(DESTDIR)$(SYSCONFDIR)/kleep/kleepd.conf; \
-		rc=$$?; rm -f etc/kleepd.conf.tmp; exit $$rc; }
+		{ sed 's|@DOCDIR@|$(DOCDIR)|g' etc/kleepd.conf >$(BUILD)/kleepd.conf && \
+		install -Dm644 $(BUILD)/kleepd.conf $(DESTDIR)$(SYSCONFDIR)/kleep/kleepd.conf; }
 	install -d $(DESTDIR)$(SYSCONFDIR)/kleep/merchants.d
-	for p in $(INSTALL_PROFILES); do install -Dm644 $$p $(DESTDIR)$(DATADIR)/kleep/profiles/$${p##*/}; done
-	for m in $(wildcard man/*.[1-8]); do s=$${m##*.}; install -Dm644 $$m $(DESTDIR)$(MANDIR)/man$$s/$${m##*/}; done
+	for p in $(INSTALL_PROFILES); do install -Dm644 $$p $(DESTDIR)$(DATADIR)/kleep/profiles/$${p##*/} || exit 1; done
+	for m in $(wildcard man/*.[1-8]); do s=$${m##*.}; install -Dm644 $$m $(DESTDIR)$(MANDIR)/man$$s/$${m##*/} || exit 1; done
 	for u in $(wildcard systemd/*.service systemd/*.socket); do \
-		sed -e 's|/usr/sbin/kleepd|$(SBINDIR)/kleepd|g' -e 's|/etc/kleep|$(SYSCONFDIR)/kleep|g' $$u >$$u.tmp && \
-		install -Dm644 $$u.tmp $(DESTDIR)$(UNITDIR)/$${u##*/} && rm -f $$u.tmp; done
+		sed -e 's|/usr/sbin/kleepd|$(SBINDIR)/kleepd|g' -e 's|/etc/kleep|$(SYSCONFDIR)/kleep|g' \
+			$$u >$(BUILD)/$${u##*/} && install -Dm644 $(BUILD)/$${u##*/} $(DESTDIR)$(UNITDIR)/$${u##*/} || exit 1; done
 	install -Dm644 man/kleepctl.bash-completion $(DESTDIR)$(COMPLETIONSDIR)/kleepctl
 	install -Dm644 systemd/kleep.sysusers $(DESTDIR)$(SYSUSERSDIR)/kleep.conf
 	install -Dm644 systemd/kleep.tmpfiles $(DESTDIR)$(TMPFILESDIR)/kleep.conf
