@@ -62,7 +62,8 @@ TEST_SRC  := $(sort $(wildcard tests/test_*.c))
 TEST_BINS := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 BINS     := $(BUILD)/kleepd $(BUILD)/kleepctl
 
-INSTALL_PROFILES := $(filter-out lib/profiles/alt.json,$(PROFILES))  # alt.json is a test profile
+# alt.json is a test profile: built in, never installed.
+INSTALL_PROFILES := $(filter-out lib/profiles/alt.json,$(PROFILES))
 COMPLETIONSDIR ?= $(or $(shell pkg-config --variable=completionsdir bash-completion 2>/dev/null),$(DATADIR)/bash-completion/completions)
 SHELL_SCRIPTS = $(shell grep -rlE --exclude-dir=.git --exclude-dir=build --exclude-dir=demo \
 	'^\#!/bin/(ba|da)?sh' .ci sql lib tests debian 2>/dev/null) man/kleepctl.bash-completion
