@@ -1,9 +1,9 @@
 /* log.c - journald with structured fields, or one plain line per message on stderr. */
 #include <inttypes.h>
 #include <stdarg.h>
-#include <stdlib.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <sys/stat.h>
