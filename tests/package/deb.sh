@@ -25,6 +25,9 @@ if ! (cd "$src" && dpkg-buildpackage -us -uc -b) >"$work/build.log" 2>&1; then
 	exit 1
 fi
 echo "  LINTIAN $build/kleepd_${version}_${arch}.deb"
-root=$([ "$(id -u)" = 0 ] && echo --allow-root || true)
-lintian $root --fail-on error --info "$work/kleepd_${version}_${arch}.changes"
+set -- --fail-on error --info
+if [ "$(id -u)" = 0 ]; then
+	set -- "$@" --allow-root
+fi
+lintian "$@" "$work/kleepd_${version}_${arch}.changes"
 mv -f "$work/kleepd_${version}_${arch}.deb" "$build/"
