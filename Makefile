@@ -6,54 +6,88 @@ BINDIR      ?= $(PREFIX)/bin
 SBINDIR     ?= $(PREFIX)/sbin
 DATADIR     ?= $(PREFIX)/share
 MANDIR      ?= $(DATADIR)/man
+DOCDIR      ?= $(DATADIR)/doc/kleepd
 SYSCONFDIR  ?= /etc
-UNITDIR     ?= $(PREFIX)/lib/systemd/system
-SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
-TMPFILESDIR ?= $(PREFIX)/lib/tmpfiles.d
 DESTDIR     ?=
+# Where systemd itself looks, as its pkg-config file says (read when install runs).
+UNITDIR     ?= $(call systemd_dir,systemdsystemunitdir,$(PREFIX)/lib/systemd/system)
+SYSUSERSDIR ?= $(call systemd_dir,sysusersdir,$(PREFIX)/lib/sysusers.d)
+TMPFILESDIR ?= $(call systemd_dir,tmpfilesdir,$(PREFIX)/lib/tmpfiles.d)
+CATALOGDIR  ?= $(call systemd_dir,catalogdir,$(PREFIX)/lib/systemd/catalog)
+systemd_dir = $(or $(shell pkg-config --variable=$(1) systemd 2>/dev/null),$(2))
 
 BUILD ?= build
 PY    := /usr/bin/python3
 V     ?=
 Q     := $(if $(V),,@)
 
-# Debian packages the build, the tests and the demo need (`make deps` installs the missing ones).
+# Debian packages the build, the tests, the lint step and the demo need (`make deps`
+# installs the missing ones); `make deb` and `make check-package` also need PACKAGING.
 DEB_PACKAGES := build-essential pkg-config python3 sqlite3 tzdata \
 	libcurl4-openssl-dev libjansson-dev libssh2-1-dev libsqlite3-dev libsystemd-dev \
-	libinih-dev libcsv-dev libcmocka-dev libssl-dev openssh-server openssh-client systemd
+	libinih-dev libcsv-dev libcmocka-dev libssl-dev openssh-server openssh-client systemd \
+	mandoc shellcheck prometheus
+PACKAGING    := debhelper dpkg-dev lintian mmdebstrap
 PKGS := libcurl jansson libssh2 sqlite3 libsystemd inih libcrypto
 
+# CPPFLAGS, CFLAGS and LDFLAGS from the environment or the command line are honoured
+# (e.g. Debian's dpkg-buildflags); WERROR=0 keeps warnings as warnings.
 CC      ?= cc
 OPT     ?= -O2
 SAN     ?=
-WARN    := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral
+WERROR  ?= 1
+WARN    := -Wall -Wextra $(if $(filter 0,$(WERROR)),,-Werror) -Wshadow -Wformat=2 -Wno-format-nonliteral
 CFLAGS  ?= $(OPT) -g
-ALL_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(SAN) -Ilib -I$(BUILD)/gen \
+CPPFLAGS ?=
+LDFLAGS ?=
+# The libraries are asked of pkg-config when the first recipe needs them, not when this
+# file is read: on a bare machine `make deps` has only just installed them.
+pkg_cflags = $(eval pkg_cflags := $(call pkg_config,--cflags $(PKGS)))$(pkg_cflags)
+pkg_libs   = $(eval pkg_libs := $(call pkg_config,--libs $(PKGS)))$(pkg_libs)
+test_libs  = $(eval test_libs := $(call pkg_config,--libs cmocka))$(test_libs)
+pkg_config = $(call pkg_checked,$(shell pkg-config $(1) 2>/dev/null || echo PKG-CONFIG-FAILED),$(1))
+pkg_checked = $(if $(filter PKG-CONFIG-FAILED,$(1)),$(error pkg-config $(2) failed: a library \
+	or pkg-config is missing; `make deps` installs them),$(1))
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CPPFLAGS) $(CFLAGS) $(SAN) -Ilib -I$(BUILD)/gen \
 	-DKLEEP_VERSION='"$(VERSION)"' -DKLEEP_DATADIR='"$(DATADIR)/kleep"' \
-	-DKLEEP_SYSCONFDIR='"$(SYSCONFDIR)/kleep"' \
-	$(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LDLIBS  := -Wl,--as-needed $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lcsv -lpthread -lm
-TEST_LDLIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
+	-DKLEEP_SYSCONFDIR='"$(SYSCONFDIR)/kleep"' $(pkg_cflags)
+LDLIBS  = $(LDFLAGS) -Wl,--as-needed $(pkg_libs) -lcsv -lpthread -lm
+TEST_LDLIBS = $(test_libs)
 
 LIB_SRC  := $(sort $(wildcard lib/*.c))
 LIB_OBJ  := $(LIB_SRC:lib/%.c=$(BUILD)/lib/%.o) $(BUILD)/gen/migrations.o $(BUILD)/gen/profiles.o \
 	$(BUILD)/gen/fit_phrases.o
 PROFILES := $(sort $(wildcard lib/profiles/*.json))
 SQL      := $(sort $(wildcard sql/[0-9][0-9][0-9]_*.sql))
-TEST_SRC := $(sort $(wildcard tests/test_*.c))
-TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+TEST_SRC  := $(sort $(wildcard tests/test_*.c))
+TEST_BINS := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 BINS     := $(BUILD)/kleepd $(BUILD)/kleepctl
 # The test-only SQLite VFS that fails the N-th write (tests LD_PRELOAD it into kleepd).
 FAULTVFS := $(BUILD)/tests/faultvfs.so
 
-.PHONY: all deps check check-asan test run bench fuzz install clean
+# alt.json is a test profile: built in, never installed.
+INSTALL_PROFILES := $(filter-out lib/profiles/alt.json,$(PROFILES))
+COMPLETIONSDIR ?= $(or $(shell pkg-config --variable=completionsdir bash-completion 2>/dev/null),$(DATADIR)/bash-completion/completions)
+SHELL_SCRIPTS = $(shell grep -rlE --exclude-dir=.git --exclude-dir=build --exclude-dir=demo \
+	'^\#!/bin/(ba|da)?sh' .ci sql lib tests debian 2>/dev/null) man/kleepctl.bash-completion
+
+.PHONY: all bins deps deps-packaging check check-asan check-hardening test lint run bench fuzz \
+	install deb check-package clean FORCE
 .DELETE_ON_ERROR:
 
-all: $(BINS) $(TESTS) $(FAULTVFS)
+all: $(BINS) $(TEST_BINS) $(FAULTVFS)
 	@chmod go-rwx examples/*.password examples/*.key 2>/dev/null || true
 
+bins: $(BINS)
+
 deps:
-	@missing=$$(for p in $(DEB_PACKAGES); do \
+	@$(call apt_missing,$(DEB_PACKAGES))
+
+deps-packaging: deps
+	@$(call apt_missing,$(PACKAGING))
+
+# Installs the Debian packages of $(1) that are missing (as root; says what to do otherwise).
+apt_missing = missing=$$(for p in $(1); do \
 		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if [ "$$(id -u)" != 0 ]; then \
@@ -63,7 +97,13 @@ deps:
 	export DEBIAN_FRONTEND=noninteractive; \
 	apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing
 
-$(BUILD)/lib/%.o: lib/%.c $(wildcard lib/*.h) | $(BUILD)/lib $(BUILD)/gen/migrations.h
+# The paths and version baked into the binaries: rewritten only when they change, so a
+# `make install PREFIX=/usr` after `make all` rebuilds what would look in the wrong place.
+$(BUILD)/gen/paths: FORCE | $(BUILD)/gen
+	@printf '%s\n' '$(VERSION)' '$(DATADIR)' '$(SYSCONFDIR)' >$@.tmp
+	@if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv -f $@.tmp $@; fi
+
+$(BUILD)/lib/%.o: lib/%.c $(wildcard lib/*.h) $(BUILD)/gen/paths | $(BUILD)/lib $(BUILD)/gen/migrations.h
 	@echo "  CC      $<"
 	$(Q)$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
@@ -95,11 +135,11 @@ $(BUILD)/libkleep.a: $(LIB_OBJ)
 
 KLEEPD_SRC := daemon/kleepd.c daemon/runtime.c daemon/control.c
 
-$(BUILD)/kleepd: $(KLEEPD_SRC) daemon/kleepd.h $(BUILD)/libkleep.a
+$(BUILD)/kleepd: $(KLEEPD_SRC) daemon/kleepd.h $(BUILD)/libkleep.a $(BUILD)/gen/paths
 	@echo "  LD      $@"
 	$(Q)$(CC) $(ALL_CFLAGS) -Idaemon -o $@ $(KLEEPD_SRC) $(BUILD)/libkleep.a $(LDLIBS)
 
-$(BUILD)/kleepctl: daemon/kleepctl.c $(BUILD)/libkleep.a
+$(BUILD)/kleepctl: daemon/kleepctl.c $(BUILD)/libkleep.a $(BUILD)/gen/paths
 	@echo "  LD      $@"
 	$(Q)$(CC) $(ALL_CFLAGS) -Idaemon -o $@ $< $(BUILD)/libkleep.a $(LDLIBS)
 
@@ -120,15 +160,28 @@ $(BUILD)/lib $(BUILD)/gen $(BUILD)/tests:
 test: all
 	@BUILD=$(BUILD) PY=$(PY) sh tests/run.sh
 
+# Each step is a new make: it sees the libraries `deps` has just installed.
 check: deps
 	$(MAKE) test
 	$(MAKE) check-asan
+	$(MAKE) lint
+	$(MAKE) check-hardening
 
 check-asan:
 	$(MAKE) BUILD=build/asan OPT=-O1 \
 		SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" test
 
-run: deps all
+# Man pages and shell scripts, as a distribution's linters read them.
+lint:
+	mandoc -T lint -W warning man/*.[1-8]
+	shellcheck $(SHELL_SCRIPTS)
+
+# A release build with Debian's hardening flags: BIND_NOW, fortified libc calls.
+check-hardening:
+	@sh tests/package/hardening.sh build/release
+
+run: deps
+	$(MAKE) all
 	@BUILD=$(BUILD) $(PY) tests/demo/run.py
 
 bench: all
@@ -137,19 +190,35 @@ bench: all
 fuzz:
 	@BUILD=$(BUILD) sh tests/fuzz/run.sh
 
-install: all
+# Installs only what it builds; the configuration only when there is none (an upgrade
+# never overwrites the operator's), its examples with the docs.
+install: bins
 	install -Dm755 $(BUILD)/kleepd $(DESTDIR)$(SBINDIR)/kleepd
 	install -Dm755 $(BUILD)/kleepctl $(DESTDIR)$(BINDIR)/kleepctl
-	install -Dm644 examples/kleepd.conf $(DESTDIR)$(SYSCONFDIR)/kleep/kleepd.conf.example
-	install -Dm644 examples/merchants.d/acme-fr.conf $(DESTDIR)$(SYSCONFDIR)/kleep/merchants.d/acme-fr.conf.example
-	for p in $(PROFILES); do install -Dm644 $$p $(DESTDIR)$(DATADIR)/kleep/profiles/$${p##*/}; done
-	for m in $(wildcard man/*.[1-8]); do s=$${m##*.}; install -Dm644 $$m $(DESTDIR)$(MANDIR)/man$$s/$${m##*/}; done
+	[ -e $(DESTDIR)$(SYSCONFDIR)/kleep/kleepd.conf ] || \
+		{ sed 's|@DOCDIR@|$(DOCDIR)|g' etc/kleepd.conf >$(BUILD)/kleepd.conf && \
+		install -Dm644 $(BUILD)/kleepd.conf $(DESTDIR)$(SYSCONFDIR)/kleep/kleepd.conf; }
+	install -d $(DESTDIR)$(SYSCONFDIR)/kleep/merchants.d
+	for p in $(INSTALL_PROFILES); do install -Dm644 $$p $(DESTDIR)$(DATADIR)/kleep/profiles/$${p##*/} || exit 1; done
+	for m in $(wildcard man/*.[1-8]); do s=$${m##*.}; install -Dm644 $$m $(DESTDIR)$(MANDIR)/man$$s/$${m##*/} || exit 1; done
 	for u in $(wildcard systemd/*.service systemd/*.socket); do \
-		sed -e 's|/usr/sbin/kleepd|$(SBINDIR)/kleepd|g' -e 's|/etc/kleep|$(SYSCONFDIR)/kleep|g' $$u >$$u.tmp && \
-		install -Dm644 $$u.tmp $(DESTDIR)$(UNITDIR)/$${u##*/} && rm -f $$u.tmp; done
-	install -Dm644 man/kleepctl.bash-completion $(DESTDIR)$(DATADIR)/bash-completion/completions/kleepctl
-	[ ! -f systemd/kleep.sysusers ] || install -Dm644 systemd/kleep.sysusers $(DESTDIR)$(SYSUSERSDIR)/kleep.conf
-	[ ! -f systemd/kleep.tmpfiles ] || install -Dm644 systemd/kleep.tmpfiles $(DESTDIR)$(TMPFILESDIR)/kleep.conf
+		sed -e 's|/usr/sbin/kleepd|$(SBINDIR)/kleepd|g' -e 's|/etc/kleep|$(SYSCONFDIR)/kleep|g' \
+			$$u >$(BUILD)/$${u##*/} && install -Dm644 $(BUILD)/$${u##*/} $(DESTDIR)$(UNITDIR)/$${u##*/} || exit 1; done
+	install -Dm644 man/kleepctl.bash-completion $(DESTDIR)$(COMPLETIONSDIR)/kleepctl
+	install -Dm644 systemd/kleep.sysusers $(DESTDIR)$(SYSUSERSDIR)/kleep.conf
+	install -Dm644 systemd/kleep.tmpfiles $(DESTDIR)$(TMPFILESDIR)/kleep.conf
+	install -Dm644 systemd/kleepd.catalog $(DESTDIR)$(CATALOGDIR)/kleepd.catalog
+	install -Dm644 -t $(DESTDIR)$(DOCDIR) README.md LICENSE
+	install -Dm644 -t $(DESTDIR)$(DOCDIR)/examples examples/kleepd.conf examples/prometheus/*.yml
+	install -Dm644 -t $(DESTDIR)$(DOCDIR)/examples/merchants.d examples/merchants.d/*.conf
+
+# The Debian package, built from a copy of this tree: build/kleepd_<version>_<arch>.deb.
+deb: deps-packaging
+	@sh tests/package/deb.sh $(BUILD)
+
+# The package installed, checked, removed and purged on a bare Debian 12 root.
+check-package: deb
+	@bash tests/package/check.sh $(BUILD)
 
 clean:
 	rm -rf build demo

@@ -676,8 +676,7 @@ struct control *control_new(struct daemon *d, const char *path, char *err, size_
 		c->owns_path = true;
 		struct group *g = getgrnam(CONTROL_GROUP);
 		if (g && chown(path, (uid_t)-1, g->gr_gid) < 0)
-			log_warning(NULL, "%s: cannot give it to group " CONTROL_GROUP ": %s", path,
-				    strerror(errno));
+			log_errno(LOG_WARNING, NULL, errno, "%s: cannot give it to group " CONTROL_GROUP, path);
 		chmod(path, 0660);
 	}
 	if (sd_event_add_io(d->e, &c->src, c->fd, EPOLLIN, on_accept, c) < 0) {

@@ -150,6 +150,13 @@ static void print_status(json_t *data)
 	size_t i, j;
 	json_t *m, *s;
 	printf("kleepd %s: %s\n\n", jstr(data, "version"), jstr(data, "summary"));
+	if (json_array_size(json_object_get(data, "merchants")) == 0) {
+		/* A fresh install idles with none: say what to do next. */
+		printf("No merchants configured.  To add one, write a file in %s/merchants.d/\n"
+		       "(kleepd.conf(5)), check it with `kleepd --check-config`, then run\n"
+		       "`kleepctl reload` (or `systemctl reload kleepd`).\n", KLEEP_SYSCONFDIR);
+		return;
+	}
 	json_array_foreach(json_object_get(data, "merchants"), i, m) {
 		json_array_foreach(json_object_get(m, "streams"), j, s) {
 			char age[32], rows[32], next[48], prog[64] = "", err[CELL_MAX] = "";

@@ -10,7 +10,11 @@
 
 struct tz;
 
-#define CONFIG_DEFAULT_PATH "/etc/kleep/kleepd.conf"
+/* The Makefile bakes SYSCONFDIR/kleep in, so an install under another prefix agrees. */
+#ifndef KLEEP_SYSCONFDIR
+#define KLEEP_SYSCONFDIR "/etc/kleep"
+#endif
+#define CONFIG_DEFAULT_PATH KLEEP_SYSCONFDIR "/kleepd.conf"
 #define CONFIG_MERCHANT_ID_MAX 64
 #define CONFIG_LANG_MAX 14 /* DOMAIN.md §2 lists fourteen languages */
 #define CONFIG_FIT_CLASSES 4 /* [fit] keys: too_small, too_large, other_fit, not_fit (fit.h) */

@@ -34,9 +34,20 @@ int log_level_parse(const char *s);
 /*
  * Log one line.  ctx and msgid may be NULL.  The message must never hold a
  * secret or personal data: callers pass ids and counts, not payloads.
+ * errnum, when not 0, is the errno (either sign) that caused the line: it goes
+ * to the journal's ERRNO field and ": <strerror>" ends the message.  file, line
+ * and func name the caller (journal fields CODE_FILE, CODE_LINE, CODE_FUNC):
+ * call it through the macros below, which fill them in.
  */
-void log_msg(int prio, const struct log_ctx *ctx, const char *msgid, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+void log_msg_at(const char *file, int line, const char *func, int prio, const struct log_ctx *ctx,
+		const char *msgid, int errnum, const char *fmt, ...)
+	__attribute__((format(printf, 8, 9)));
+
+#define log_msg(prio, ctx, msgid, ...) \
+	log_msg_at(__FILE__, __LINE__, __func__, prio, ctx, msgid, 0, __VA_ARGS__)
+/* A line caused by errno value errnum: "<message>: <strerror(errnum)>". */
+#define log_errno(prio, ctx, errnum, ...) \
+	log_msg_at(__FILE__, __LINE__, __func__, prio, ctx, NULL, errnum, __VA_ARGS__)
 
 #define log_err(ctx, ...)     log_msg(LOG_ERR, ctx, NULL, __VA_ARGS__)
 #define log_warning(ctx, ...) log_msg(LOG_WARNING, ctx, NULL, __VA_ARGS__)

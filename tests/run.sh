@@ -9,8 +9,8 @@ BUILD=${BUILD:-build}
 PY=${PY:-/usr/bin/python3}
 TESTS=${TESTS:-}
 export BUILD PY
-export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1}
-export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
+export ASAN_OPTIONS="${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1}"
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}"
 # Tests see no journal unless they start one, and never a systemd they did not ask for.
 unset NOTIFY_SOCKET WATCHDOG_USEC CREDENTIALS_DIRECTORY LISTEN_FDS LISTEN_PID
 

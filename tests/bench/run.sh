@@ -4,7 +4,7 @@
 # whose file name contains it.  BASE=<git revision> runs instead compare.py: this build
 # and that revision's side by side on the same data, with the ratios.
 set -u
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 2
 BUILD=${BUILD:-build}
 PY=${PY:-/usr/bin/python3}
 export BUILD

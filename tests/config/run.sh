@@ -32,6 +32,7 @@ find tests/config -type f \( -name '*.password' -o -name '*.key' \) -name '*worl
 unset CREDENTIALS_DIRECTORY TZDIR
 
 if [ $# -eq 0 ]; then
+	# shellcheck disable=SC2046  # one word per case: case names have no blanks
 	set -- $(cd tests/config && for d in */; do [ -f "$d/kleepd.conf" ] && echo "${d%/}"; done)
 fi
 

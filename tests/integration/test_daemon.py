@@ -367,18 +367,19 @@ def test_unit(c):
 
     root = tempfile.mkdtemp(prefix="kleep-install-")
     try:
-        # -o all: install what the suite runs as built; never rebuild it here (under
+        # -o bins: install what the suite runs as built; never rebuild it here (under
         # check-asan a rebuild without the sanitizer flags would break BUILD).
-        r = subprocess.run(["make", "-s", "-o", "all", "install", f"DESTDIR={root}", "PREFIX=/usr",
-                            f"BUILD={dt.BUILD}"], cwd=kt.ROOT, capture_output=True, text=True,
-                           timeout=600)
+        # UNITDIR: the same place whatever systemd's pkg-config file says on this machine.
+        r = subprocess.run(["make", "-s", "-o", "bins", "install", f"DESTDIR={root}", "PREFIX=/usr",
+                            "UNITDIR=/usr/lib/systemd/system", f"BUILD={dt.BUILD}"], cwd=kt.ROOT,
+                           capture_output=True, text=True, timeout=600)
         if not c.check("make install DESTDIR=... PREFIX=/usr", r.returncode == 0,
                        (r.stdout + r.stderr)[-2000:]):
             return
         want = ["usr/sbin/kleepd", "usr/bin/kleepctl", "usr/lib/systemd/system/kleepd.service",
                 "usr/lib/systemd/system/kleepd.socket", "usr/lib/sysusers.d/kleep.conf",
                 "usr/lib/tmpfiles.d/kleep.conf", "usr/share/kleep/profiles/default.json",
-                "etc/kleep/kleepd.conf.example"]
+                "etc/kleep/kleepd.conf", "usr/share/doc/kleepd/examples/kleepd.conf"]
         missing = [p for p in want if not os.path.exists(os.path.join(root, p))]
         c.check("make install installs binaries, units, sysusers/tmpfiles, profile, example",
                 not missing, missing)
