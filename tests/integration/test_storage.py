@@ -196,11 +196,17 @@ def test_storage_daemon(root, emu):
     section("the daemon: sync --wait, status and the journal say the same words")
     with synced_daemon(root, "daemon", emu) as (d, conf):
         db = kt.db_path(conf, "shop")
-        # Hold the write lock past two busy timeouts (marking interrupted runs, then
-        # starting the run), then release it while kleepd records the failure it met.
+        # Hold the write lock until kleepd logs the run's failure (every write before it
+        # waits out its busy timeout), then release it while kleepd records that failure.
         con = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
         con.execute("BEGIN IMMEDIATE")
-        t = threading.Timer(12.0, lambda: con.execute("ROLLBACK"))
+
+        def release_when_failed():
+            deadline = time.monotonic() + 100
+            while "run failed (storage)" not in d.log() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            con.execute("ROLLBACK")
+        t = threading.Thread(target=release_when_failed)
         t.start()
         r = d.ctl("sync", "shop", "orders", "--wait", timeout=120)
         t.join()
