@@ -82,9 +82,9 @@ $(BUILD)/libkleep.a: $(LIB_OBJ)
 	@echo "  AR      $@"
 	$(Q)rm -f $@ && ar rcs $@ $^
 
-KLEEPD_SRC := daemon/kleepd.c daemon/runtime.c daemon/control.c
+KLEEPD_SRC := $(filter-out daemon/kleepctl.c,$(sort $(wildcard daemon/*.c)))
 
-$(BUILD)/kleepd: $(KLEEPD_SRC) daemon/kleepd.h $(BUILD)/libkleep.a
+$(BUILD)/kleepd: $(KLEEPD_SRC) $(wildcard daemon/*.h) $(BUILD)/libkleep.a
 	@echo "  LD      $@"
 	$(Q)$(CC) $(ALL_CFLAGS) -Idaemon -o $@ $(KLEEPD_SRC) $(BUILD)/libkleep.a $(LDLIBS)
 

@@ -8,11 +8,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <systemd/sd-daemon.h>
+
 #include "config.h"
-#include "kleepd.h"
+#include "control.h"
+#include "ctl.h"
 #include "log.h"
 #include "merchant.h"
 #include "profile.h"
+#include "runtime.h"
 #include "store.h"
 #include "sync.h"
 
@@ -141,6 +145,88 @@ static int run_once(const char *path, const char *only_merchant, const char *onl
 	return failed ? 1 : ran ? 0 : 1;
 }
 
+static int on_signal(sd_event_source *src, const struct signalfd_siginfo *si, void *userdata)
+{
+	struct runtime *rt = userdata;
+	(void)src;
+	if (si->ssi_signo == SIGHUP) {
+		char err[4096];
+		runtime_reload(rt, err, sizeof(err));
+	} else {
+		runtime_stop(rt);
+	}
+	return 0;
+}
+
+/* Signals arrive on the loop; blocked before any thread starts, so workers inherit the mask. */
+static int watch_signals(sd_event *e, struct runtime *rt)
+{
+	static const int sigs[] = { SIGTERM, SIGINT, SIGHUP };
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+		if (sd_event_add_signal(e, NULL, sigs[i], on_signal, rt) < 0)
+			return -1;
+	return 0;
+}
+
+/*
+ * The service.  Order matters: the listening socket systemd passed is taken
+ * (sd_listen_fds unsets LISTEN_*) and signals are blocked before the runtime
+ * starts its worker threads; nothing touches the environment after that.
+ */
+static int serve(const char *config_path, int listen_fd)
+{
+	struct config *c;
+	char err[1024], sock[4096];
+	sd_event *e = NULL;
+	struct runtime *rt = NULL;
+	struct control *ctl = NULL;
+	int r = 1;
+
+	if (config_load(config_path, &c, stderr) < 0)
+		return 1;
+	log_set_level(c->daemon.log_level);
+	snprintf(sock, sizeof(sock), "%s/%s", c->daemon.runtime_dir, CTL_SOCKET_NAME);
+	sigset_t mask;
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	if (sd_event_default(&e) < 0) {
+		config_free(c);
+		log_err(NULL, "cannot start the event loop");
+		return 1;
+	}
+	size_t n_merchants = c->n_merchants;
+	int workers = c->daemon.workers;
+	if (!(rt = runtime_new(e, config_path, c, err, sizeof(err))) ||
+	    !(ctl = control_new(e, rt, listen_fd, sock, err, sizeof(err)))) {
+		log_err(NULL, "%s", err);
+		goto out;
+	}
+	if (watch_signals(e, rt) < 0) {
+		log_err(NULL, "cannot watch signals");
+		goto out;
+	}
+	sd_event_set_watchdog(e, true);
+	sd_notify(0, "READY=1");
+	log_notice(NULL, "kleepd %s started: %zu merchants, %d workers, control socket %s", KLEEP_VERSION,
+		   n_merchants, workers, listen_fd >= 0 ? "from systemd" : sock);
+	r = sd_event_loop(e) < 0 ? 1 : 0;
+	log_notice(NULL, "stopped");
+out:
+	control_free(ctl);
+	if (rt && !runtime_stopping(rt)) {
+		runtime_stop(rt);
+		/* Jobs already running (reading mirrors) end before the pool goes. */
+		sd_event_loop(e);
+	}
+	runtime_free(rt);
+	sd_event_unref(e);
+	return r;
+}
+
 int main(int argc, char **argv)
 {
 	enum { OPT_CHECK = 256, OPT_ONCE, OPT_VERSION, OPT_MERCHANT, OPT_STREAM, OPT_FULL };
@@ -188,5 +274,8 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	return runtime_main(config_path, foreground);
+	(void)foreground;
+	/* Socket activation: systemd made and owns the socket. */
+	int listen_fd = sd_listen_fds(1) > 0 ? SD_LISTEN_FDS_START : -1;
+	return serve(config_path, listen_fd);
 }
