@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <curl/curl.h>
+#include <libssh2.h>
 #include <systemd/sd-daemon.h>
 
 #include "config.h"
@@ -265,17 +267,22 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	log_init(foreground || once || check);
-	if (check)
-		return check_config(config_path);
-	if (once)
-		return run_once(config_path, merchant, stream, full);
-	if (merchant || stream || full) {
+	if (!once && (merchant || stream || full)) {
 		usage(stderr);
 		return 2;
 	}
-	(void)foreground;
-	/* Socket activation: systemd made and owns the socket. */
-	int listen_fd = sd_listen_fds(1) > 0 ? SD_LISTEN_FDS_START : -1;
-	return serve(config_path, listen_fd);
+	log_init(foreground || once || check);
+	/* Process-wide set-up, before any thread (DESIGN.md §2): the libraries,
+	 * and the socket systemd passed (sd_listen_fds unsets LISTEN_*). */
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK || libssh2_init(0) != 0) {
+		fprintf(stderr, "kleepd: cannot initialize libcurl or libssh2\n");
+		return 1;
+	}
+	int listen_fd = !check && !once && sd_listen_fds(1) > 0 ? SD_LISTEN_FDS_START : -1;
+	int r = check ? check_config(config_path)
+		: once ? run_once(config_path, merchant, stream, full)
+		: serve(config_path, listen_fd);
+	libssh2_exit();
+	curl_global_cleanup();
+	return r;
 }

@@ -281,15 +281,6 @@ struct wshop {
 	struct wshop_stats stats;
 };
 
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static CURLcode curl_init_rc;
-
-/* curl_global_init is not thread-safe on every libcurl; run it exactly once. */
-static void curl_init_once(void)
-{
-	curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
-}
-
 static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud)
 {
 	struct buf *b = ud;
@@ -347,9 +338,7 @@ struct wshop *wshop_new(const struct wshop_opts *o)
 	struct wshop *w = calloc(1, sizeof(*w));
 	if (!w)
 		return NULL;
-	pthread_once(&curl_once, curl_init_once);
-	if (curl_init_rc != CURLE_OK)
-		goto fail;
+	/* curl_global_init is main's, before any thread (DESIGN.md §2). */
 	w->api_url = strdup(o->api_url ? o->api_url : "");
 	w->username = strdup(o->username ? o->username : "");
 	w->password_file = strdup(o->password_file ? o->password_file : "");

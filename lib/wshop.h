@@ -53,7 +53,8 @@ struct wshop_stats {
 
 struct wshop;
 
-/* A client with its own curl handle (keep-alive).  NULL on out-of-memory. */
+/* A client with its own curl handle (keep-alive).  NULL on out-of-memory.
+ * The program calls curl_global_init() in main, before any thread, and its cleanup at exit. */
 struct wshop *wshop_new(const struct wshop_opts *o);
 void wshop_free(struct wshop *w);
 
