@@ -31,7 +31,7 @@ static void job_fail(struct job *job, int rc, const char *class, const char *fmt
 static int open_merchant(struct job *job, struct merchant **mr)
 {
 	char err[sizeof(job->res.message)];
-	int r = merchant_open(job->cfg->c, job->conf, mr, err, sizeof(err));
+	int r = merchant_open(job->cfg->c, job->conf, job->shop ? &job->shop->s : NULL, mr, err, sizeof(err));
 	if (r < 0)
 		job_fail(job, r, "config", "%s", err);
 	return r;
@@ -81,7 +81,7 @@ static void check_work(struct pool_job *pj)
 {
 	struct job *job = (struct job *)pj;
 	job_begin(job);
-	job->rc = check_run(job->cfg->c, job->conf, job->stop, &job->data);
+	job->rc = check_run(job->cfg->c, job->conf, job->shop ? &job->shop->s : NULL, job->stop, &job->data);
 	if (job->rc < 0)
 		job_fail(job, job->rc, "config", "cannot open the mirror: %s", strerror(-job->rc));
 	job->finished_usec = now_usec();
@@ -226,7 +226,7 @@ static struct cfg *cfg_ref(struct cfg *c)
 	return c;
 }
 
-struct job *job_new(struct runtime *rt, enum job_kind kind, const char *id, const struct merchant_conf *m)
+struct job *job_new(struct runtime *rt, enum job_kind kind, struct mstate *ms)
 {
 	struct job *job = calloc(1, sizeof(*job));
 	if (!job) {
@@ -235,9 +235,12 @@ struct job *job_new(struct runtime *rt, enum job_kind kind, const char *id, cons
 	}
 	job->pj.work = job_work[kind];
 	job->kind = kind;
-	snprintf(job->id, sizeof(job->id), "%s", id);
+	snprintf(job->id, sizeof(job->id), "%s", ms->id);
 	job->cfg = cfg_ref(rt->cfg);
-	job->conf = m;
+	job->conf = ms->conf;
+	job->shop = ms->shop;
+	if (job->shop)
+		job->shop->refs++;
 	job->stop = &rt->stop;
 	return job;
 }
@@ -249,6 +252,7 @@ void job_free(struct job *job)
 	for (int s = 0; s < STREAM_COUNT; s++)
 		store_state_clear(&job->loaded[s]);
 	free(job->param);
+	shop_unref(job->shop);
 	cfg_unref(job->cfg);
 	free(job);
 }

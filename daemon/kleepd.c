@@ -124,7 +124,7 @@ static int run_once(const char *path, const char *only_merchant, const char *onl
 		char err[1024];
 		if (only_merchant && strcmp(m->id, only_merchant) != 0)
 			continue;
-		if (merchant_open(c, m, &mr, err, sizeof(err)) < 0) {
+		if (merchant_open(c, m, NULL, &mr, err, sizeof(err)) < 0) {
 			printf("%s: failed: %s\n", m->id, err);
 			failed++;
 			continue;

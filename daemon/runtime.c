@@ -40,6 +40,43 @@ static struct cfg *cfg_new(struct config *c)
 	return nc;
 }
 
+void shop_unref(struct shop *sh)
+{
+	if (sh && --sh->refs == 0) {
+		merchant_shop_clear(&sh->s);
+		free(sh);
+	}
+}
+
+static bool same(const char *a, const char *b)
+{
+	return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+/*
+ * The merchant's shop for its settings now: kept across a reload that leaves
+ * the API settings alone; a new one (new rate, no token) when they change.
+ * Jobs still running keep the old one until they end.
+ */
+static void mstate_shop(struct mstate *ms, const struct merchant_conf *old)
+{
+	const struct wshop_conf *o = old ? &old->wshop : NULL, *n = &ms->conf->wshop;
+	if (ms->shop && o && old->has_wshop == ms->conf->has_wshop && o->rate_limit == n->rate_limit &&
+	    same(o->api_url, n->api_url) && same(o->username, n->username) &&
+	    same(o->password_file, n->password_file))
+		return;
+	struct shop *sh = calloc(1, sizeof(*sh));
+	if (!sh || merchant_shop_init(&sh->s, ms->conf) < 0) {
+		free(sh);
+		log_err(MCTX(ms), "out of memory: jobs of this merchant use a rate cap of their own");
+		sh = NULL;
+	} else {
+		sh->refs = 1;
+	}
+	shop_unref(ms->shop);
+	ms->shop = sh;
+}
+
 /* ---- merchants ----------------------------------------------------------- */
 
 static uint64_t stream_interval(const struct merchant_conf *m, enum stream s)
@@ -60,6 +97,7 @@ static void mstate_free(struct mstate *ms)
 		sd_event_source_disable_unref(ms->s[s].timer);
 		outcome_clear(&ms->s[s].last);
 	}
+	shop_unref(ms->shop);
 	free(ms);
 }
 
@@ -137,7 +175,8 @@ static struct mstate *mstate_new(struct runtime *rt, const struct merchant_conf 
 	ms->rt = rt;
 	ms->conf = m;
 	snprintf(ms->id, sizeof(ms->id), "%s", m->id);
-	struct job *job = job_new(rt, JOB_LOAD, ms->id, m);
+	mstate_shop(ms, NULL);
+	struct job *job = job_new(rt, JOB_LOAD, ms);
 	if (job) {
 		job->ms = ms;
 		ms->job = job;
@@ -187,7 +226,9 @@ static int merchants_apply(struct runtime *rt)
 			mstate_remove(rt, i);
 			continue;
 		}
+		const struct merchant_conf *old = ms->conf;
 		ms->conf = m;
+		mstate_shop(ms, old);
 		mstate_arm(rt, ms, true);
 	}
 	for (size_t i = 0; i < c->n_merchants; i++) {
@@ -201,8 +242,10 @@ static int merchants_apply(struct runtime *rt)
 			if (rt->ms[k]->removed && strcmp(rt->ms[k]->id, m->id) == 0)
 				ms = rt->ms[k];
 		if (ms) {
+			const struct merchant_conf *old = ms->conf;
 			ms->removed = false;
 			ms->conf = m;
+			mstate_shop(ms, old);
 			log_info(MCTX(ms), "merchant added back");
 		} else if ((ms = mstate_new(rt, m))) {
 			rt->ms[rt->n_ms++] = ms;
@@ -459,7 +502,7 @@ static enum runtime_refusal side_job(struct runtime *rt, const char *m, enum job
 		return RUNTIME_NO_MERCHANT;
 	if (rt->stopping)
 		return RUNTIME_STOPPING;
-	struct job *job = job_new(rt, kind, ms->id, ms->conf);
+	struct job *job = job_new(rt, kind, ms);
 	if (!job)
 		return RUNTIME_NOMEM;
 	wlist_push(&job->waiters, w);

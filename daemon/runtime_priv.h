@@ -27,6 +27,12 @@ struct cfg {
 	int refs;
 };
 
+/* A merchant's link to its shop: one rate cap and one token for all its jobs. */
+struct shop {
+	struct merchant_shop s;
+	int refs;
+};
+
 /* A stream's last outcome, as the mirror records it, or as the job saw it when the
  * mirror could not record it. */
 struct outcome {
@@ -67,6 +73,7 @@ struct mstate {
 	struct job *job;                  /* queued or running; at most one per merchant */
 	bool paused, removed, loaded;
 	struct wlist reproject;           /* a reproject asked for: runs as the next job */
+	struct shop *shop;                /* a reference; replaced when a reload changes the shop */
 };
 
 enum job_kind { JOB_LOAD, JOB_SYNC, JOB_REPROJECT, JOB_CHECK, JOB_QUERY };
@@ -78,6 +85,7 @@ struct job {
 	char id[CONFIG_MERCHANT_ID_MAX + 1];
 	struct cfg *cfg;                  /* a reference, so reload cannot free conf under us */
 	const struct merchant_conf *conf;
+	struct shop *shop;                /* a reference */
 	enum stream s;
 	bool full;
 	atomic_bool *stop;
@@ -117,6 +125,7 @@ struct runtime {
 /* runtime.c */
 struct mstate *runtime_find(struct runtime *rt, const char *id);
 void cfg_unref(struct cfg *c);
+void shop_unref(struct shop *sh);
 /* A removed merchant's last job ended: forget it. */
 void mstate_forget(struct runtime *rt, struct mstate *ms);
 /* Its mirror was read: arm timers from what it says. */
@@ -137,7 +146,8 @@ int on_pool(sd_event_source *src, int fd, uint32_t revents, void *userdata);
 void job_done(struct runtime *rt, struct job *job);
 
 /* job.c */
-struct job *job_new(struct runtime *rt, enum job_kind kind, const char *id, const struct merchant_conf *m);
+/* A job of merchant ms under the configuration in force. */
+struct job *job_new(struct runtime *rt, enum job_kind kind, struct mstate *ms);
 void job_free(struct job *job);
 void outcome_take(struct outcome *o, const struct store_state *st);
 void outcome_clear(struct outcome *o);

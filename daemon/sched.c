@@ -135,7 +135,7 @@ void dispatch(struct runtime *rt, struct mstate *ms)
 		return;
 	if (ms->reproject.first) {
 		/* Asked for by an operator: before the syncs, even when paused. */
-		struct job *job = job_new(rt, JOB_REPROJECT, ms->id, ms->conf);
+		struct job *job = job_new(rt, JOB_REPROJECT, ms);
 		if (!job)
 			return;
 		job->ms = ms;
@@ -150,7 +150,7 @@ void dispatch(struct runtime *rt, struct mstate *ms)
 		struct stream_rt *st = &ms->s[s];
 		if (!st->enabled || !st->due)
 			continue;
-		struct job *job = job_new(rt, JOB_SYNC, ms->id, ms->conf);
+		struct job *job = job_new(rt, JOB_SYNC, ms);
 		if (!job)
 			return;
 		job->ms = ms;

@@ -263,6 +263,7 @@ struct wshop {
 	char *api_url, *username, *password_file;
 	const struct profile *profile;
 	struct wshop_ratelimit *ratelimit;
+	struct token_cache *tokens;
 	atomic_bool *stop;
 	struct log_ctx log;
 
@@ -347,6 +348,7 @@ struct wshop *wshop_new(const struct wshop_opts *o)
 		goto fail;
 	w->profile = o->profile;
 	w->ratelimit = o->ratelimit;
+	w->tokens = o->tokens;
 	w->stop = o->stop;
 	w->log = o->log;
 	w->rng = (uint64_t)mono_ms() ^ (uint64_t)(uintptr_t)w ^ ((uint64_t)getpid() << 32);
@@ -760,6 +762,20 @@ static int64_t backoff_ms(struct wshop *w, int attempt)
 
 static enum wshop_error authenticate(struct wshop *w);
 
+/* The merchant's token when another client of the shop holds a live one: one
+ * authentication serves every job of the merchant until its renewal time. */
+static bool adopt_token(struct wshop *w)
+{
+	time_t renew_at = 0;
+	char *t = token_cache_get(w->tokens, time(NULL), &renew_at);
+	if (!t)
+		return false;
+	drop_token(w);
+	w->token = t;
+	w->renew_at = renew_at;
+	return true;
+}
+
 /*
  * One request with the retry policy of DESIGN.md §3.  is_auth: this is the
  * authenticate call (no token; 401/403/success:false mean bad credentials).
@@ -779,7 +795,8 @@ static enum wshop_error request(struct wshop *w, const char *path, json_t *param
 	for (int n = 1;; n++) {
 		if (stop_raised(w->stop))
 			goto stopped;
-		if (!is_auth && (!w->token || (w->renew_at && time(NULL) >= w->renew_at))) {
+		if (!is_auth && (!w->token || (w->renew_at && time(NULL) >= w->renew_at)) &&
+		    !adopt_token(w)) {
 			enum wshop_error e = authenticate(w);
 			if (e != WSHOP_OK)
 				return e;
@@ -811,6 +828,7 @@ static enum wshop_error request(struct wshop *w, const char *path, json_t *param
 				/* The token may have been revoked or expired early: one fresh one. */
 				reauthed = true;
 				log_msg(LOG_NOTICE, &w->log, NULL, "%s; authenticating again", what);
+				token_cache_drop(w->tokens, w->token);
 				drop_token(w);
 				n--;
 				continue;
@@ -918,6 +936,7 @@ static enum wshop_error authenticate(struct wshop *w)
 		goto out;
 	}
 	w->renew_at = renew_time(w->token, time(NULL));
+	token_cache_put(w->tokens, w->token, w->renew_at);
 	log_msg(LOG_DEBUG, &w->log, NULL, "authenticated at %s%s", p->auth_path,
 		w->renew_at ? "" : " (token without exp: kept until a 401)");
 out:

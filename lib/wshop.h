@@ -11,6 +11,7 @@
 #include "log.h"
 #include "profile.h"
 #include "stream.h"
+#include "token.h"
 
 /* What went wrong, as sync_state.error_class names it (DESIGN.md §3). */
 enum wshop_error {
@@ -39,6 +40,7 @@ struct wshop_opts {
 	const char *password_file;  /* read at each authentication, never kept nor logged */
 	const struct profile *profile; /* borrowed; must outlive the client */
 	struct wshop_ratelimit *ratelimit; /* borrowed; may be NULL */
+	struct token_cache *tokens; /* borrowed; may be NULL: the merchant's token, shared */
 	atomic_bool *stop;          /* borrowed; may be NULL; checked between retries and during transfers */
 	struct log_ctx log;         /* borrowed strings; for log lines */
 };

@@ -59,7 +59,7 @@ static void test_open_makes_mirror_and_key(void **state)
 	struct config *c = load(dir, both);
 	free(both);
 	struct merchant *mr;
-	assert_int_equal(merchant_open(c, &c->merchants[0], &mr, err, sizeof(err)), 0);
+	assert_int_equal(merchant_open(c, &c->merchants[0], NULL, &mr, err, sizeof(err)), 0);
 	/* The state folder and the mirror exist, migrated; the key is private. */
 	char path[4096];
 	struct stat sb;
@@ -80,7 +80,7 @@ static void test_open_makes_mirror_and_key(void **state)
 	merchant_close(mr);
 
 	/* Opened again: the same key (customer hashes stay stable). */
-	assert_int_equal(merchant_open(c, &c->merchants[0], &mr, err, sizeof(err)), 0);
+	assert_int_equal(merchant_open(c, &c->merchants[0], NULL, &mr, err, sizeof(err)), 0);
 	assert_memory_equal(key, mr->pii_key, sizeof(key));
 	merchant_close(mr);
 	config_free(c);
@@ -93,7 +93,7 @@ static void test_sftp_only_has_no_api_streams(void **state)
 	char *dir = unit_tmpdir(), err[1024];
 	struct config *c = load(dir, SFTP);
 	struct merchant *mr;
-	assert_int_equal(merchant_open(c, &c->merchants[0], &mr, err, sizeof(err)), 0);
+	assert_int_equal(merchant_open(c, &c->merchants[0], NULL, &mr, err, sizeof(err)), 0);
 	assert_null(mr->profile);
 	assert_false(merchant_has_stream(mr, STREAM_PRODUCTS));
 	assert_true(merchant_has_stream(mr, STREAM_SFTP));
@@ -118,7 +118,7 @@ static void test_unreachable_shop_fails_transient(void **state)
 	struct config *c = load(dir, w);
 	free(w);
 	struct merchant *mr;
-	assert_int_equal(merchant_open(c, &c->merchants[0], &mr, err, sizeof(err)), 0);
+	assert_int_equal(merchant_open(c, &c->merchants[0], NULL, &mr, err, sizeof(err)), 0);
 	struct merchant_result res;
 	assert_true(merchant_run(mr, STREAM_ORDERS, false, NULL, NULL, &res) < 0);
 	assert_string_equal(res.outcome, "failed");
@@ -141,7 +141,7 @@ static void test_missing_profile_is_refused(void **state)
 	struct config *c = load(dir, w);
 	free(w);
 	struct merchant *mr;
-	assert_true(merchant_open(c, &c->merchants[0], &mr, err, sizeof(err)) < 0);
+	assert_true(merchant_open(c, &c->merchants[0], NULL, &mr, err, sizeof(err)) < 0);
 	assert_null(mr);
 	assert_non_null(strstr(err, "nosuch"));
 	config_free(c);
