@@ -244,6 +244,19 @@ static json_t *run_object(const struct runtime_result *r)
 			 r->message ? r->message : "");
 }
 
+/* {"ok":true,"data":TEXT} for data already written as JSON text; NULL on OOM. */
+static char *reply_text(const char *text, size_t len)
+{
+	static const char head[] = "{\"ok\":true,\"data\":", tail[] = "}\n";
+	char *line = malloc(sizeof(head) - 1 + len + sizeof(tail));
+	if (line) {
+		memcpy(line, head, sizeof(head) - 1);
+		memcpy(line + sizeof(head) - 1, text, len);
+		memcpy(line + sizeof(head) - 1 + len, tail, sizeof(tail));
+	}
+	return line;
+}
+
 /* The reply line to one waiter; taken by the caller. */
 static char *answer_line(enum client_wait what, const struct runtime_result *r)
 {
@@ -254,7 +267,7 @@ static char *answer_line(enum client_wait what, const struct runtime_result *r)
 		return r->data ? ctl_reply_ok(json_incref(r->data))
 			       : ctl_reply_error("check_failed", "%s", r->message);
 	case WAIT_QUERY:
-		return r->rc == 0 ? ctl_reply_ok(json_incref(r->data))
+		return r->rc == 0 ? reply_text(r->data_json, r->data_len)
 				  : ctl_reply_error("store", "%s", r->message);
 	case WAIT_REPROJECT:
 		return r->rc == 0 ? ctl_reply_ok(json_pack("{s:s,s:I,s:s}", "merchant", r->merchant,

@@ -143,7 +143,17 @@ bool client_send(struct client *cl, char *line)
 		client_free(cl);
 		return false;
 	}
-	bool alive = client_write(cl, line, strlen(line));
+	size_t n = strlen(line);
+	if (cl->out_len == 0 && !cl->dead) {
+		/* Nothing queued: the line becomes the output buffer, not a copy of it. */
+		free(cl->out);
+		cl->out = line;
+		cl->out_len = n;
+		cl->out_off = 0;
+		cl->out_cap = n + 1;
+		return client_flush(cl);
+	}
+	bool alive = client_write(cl, line, n);
 	free(line);
 	return alive;
 }

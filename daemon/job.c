@@ -192,7 +192,7 @@ static void query_work(struct pool_job *pj)
 	sqlite3_stmt *s = NULL;
 	int rc;
 	job_begin(job);
-	job->data = json_array();
+	json_t *rows = json_array();
 	sqlite3 *db = open_mirror(job);
 	if (!db)
 		goto out;
@@ -204,12 +204,18 @@ static void query_work(struct pool_job *pj)
 		sqlite3_bind_text(s, 1, job->param, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 2, job->n);
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
-		json_array_append_new(job->data, row_object(s));
+		json_array_append_new(rows, row_object(s));
 	if (rc != SQLITE_DONE)
 		job_fail(job, -EIO, "storage", "%s", sqlite3_errmsg(db));
 out:
 	sqlite3_finalize(s);
 	sqlite3_close(db);
+	/* 100,000 rows are tens of MB of JSON: written here, not on the loop. */
+	job->text = json_dumps(rows, JSON_COMPACT);
+	job->text_len = job->text ? strlen(job->text) : 0;
+	if (!job->text && job->rc == 0)
+		job_fail(job, -ENOMEM, "storage", "%s", "out of memory");
+	json_decref(rows);
 	job->finished_usec = now_usec();
 }
 
@@ -248,6 +254,7 @@ struct job *job_new(struct runtime *rt, enum job_kind kind, struct mstate *ms)
 void job_free(struct job *job)
 {
 	json_decref(job->data);
+	free(job->text);
 	store_state_clear(&job->state);
 	for (int s = 0; s < STREAM_COUNT; s++)
 		store_state_clear(&job->loaded[s]);
@@ -289,6 +296,6 @@ void job_result(const struct job *job, struct runtime_result *r)
 		.message = job->res.message,
 		.run_id = job->res.run_id, .pages = job->res.pages, .rows = job->res.rows_in,
 		.changed = job->res.rows_changed,
-		.data = job->data,
+		.data = job->data, .data_json = job->text, .data_len = job->text_len,
 	};
 }

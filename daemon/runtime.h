@@ -26,7 +26,9 @@ struct runtime_result {
 	const char *error_class;  /* NULL on success */
 	const char *message;
 	int64_t run_id, pages, rows, changed;
-	json_t *data;             /* a check's report or a query's rows; NULL otherwise */
+	json_t *data;             /* a check's report; NULL otherwise */
+	const char *data_json;    /* a query's rows as compact JSON text, made off the loop; or NULL */
+	size_t data_len;
 };
 
 /*

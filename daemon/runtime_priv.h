@@ -103,7 +103,9 @@ struct job {
 	struct store_state state;         /* the stream's sync_state after the run */
 	bool have_state;
 	struct store_state loaded[STREAM_COUNT]; /* JOB_LOAD: each stream's sync_state */
-	json_t *data;                     /* a check's report, a query's rows */
+	json_t *data;                     /* a check's report */
+	char *text;                       /* a query's rows, as JSON text: the loop only copies it */
+	size_t text_len;
 };
 
 struct runtime {
