@@ -43,7 +43,7 @@ TEST_SRC := $(sort $(wildcard tests/test_*.c))
 TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 BINS     := $(BUILD)/kleepd $(BUILD)/kleepctl
 
-.PHONY: all deps check check-asan test run bench fuzz install clean
+.PHONY: all deps check check-asan check-tsan test run bench fuzz install clean
 .DELETE_ON_ERROR:
 
 all: $(BINS) $(TESTS)
@@ -106,10 +106,15 @@ test: all
 check: deps
 	$(MAKE) test
 	$(MAKE) check-asan
+	$(MAKE) check-tsan
 
 check-asan:
 	$(MAKE) BUILD=build/asan OPT=-O1 \
 		SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" test
+
+check-tsan:
+	$(MAKE) BUILD=build/tsan OPT=-O1 SAN="-fsanitize=thread -fno-omit-frame-pointer" all
+	@BUILD=build/tsan PY=$(PY) sh tests/tsan/run.sh
 
 run: deps all
 	@BUILD=$(BUILD) $(PY) tests/demo/run.py
