@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "control_priv.h"
+#include "log.h"
 #include "store.h"
 
 #define STATUS_CHUNK 16           /* merchants written per loop turn of a long status */
@@ -117,6 +118,7 @@ static void cmd_status(struct client *cl, const struct ctl_request *rq)
 		return;
 	}
 	sd_event_source_set_priority(cl->streamer, SD_EVENT_PRIORITY_IDLE);
+	sd_event_source_set_enabled(cl->streamer, SD_EVENT_ON); /* a defer source fires once by default */
 	cl->next_id = cl->written = 0;
 	client_wait(cl, WAIT_STATUS);
 	client_write(cl, line, n - strlen(tail));
@@ -176,7 +178,9 @@ static void cmd_reload(struct client *cl, const struct ctl_request *rq)
 {
 	char err[8192];
 	(void)rq;
-	if (runtime_reload(cl->ctl->rt, err, sizeof(err)) < 0)
+	int r = runtime_reload(cl->ctl->rt, err, sizeof(err));
+	control_reconfigured(cl->ctl);
+	if (r < 0)
 		client_send(cl, ctl_reply_error("bad_config", "%s", err));
 	else
 		client_send(cl, ctl_reply_ok(json_pack("{s:I}", "merchants",
@@ -306,15 +310,37 @@ void client_on_answer(void *arg, const struct runtime_result *r)
 	client_answered(cl);
 }
 
+/* Reading commands for role read; the others change state or call a shop: role admin. */
 static const struct command {
 	const char *name;
 	void (*run)(struct client *cl, const struct ctl_request *rq);
+	enum role needs;
 } commands[] = {
-	{ "status", cmd_status },   { "version", cmd_version }, { "sync", cmd_sync },
-	{ "pause", cmd_pause },     { "resume", cmd_pause },    { "reload", cmd_reload },
-	{ "metrics", cmd_metrics }, { "runs", cmd_query },      { "files", cmd_query },
-	{ "rejects", cmd_query },   { "check", cmd_check },     { "reproject", cmd_reproject },
+	{ "status", cmd_status, ROLE_READ },   { "version", cmd_version, ROLE_READ },
+	{ "metrics", cmd_metrics, ROLE_READ }, { "runs", cmd_query, ROLE_READ },
+	{ "files", cmd_query, ROLE_READ },     { "rejects", cmd_query, ROLE_READ },
+	{ "sync", cmd_sync, ROLE_ADMIN },      { "pause", cmd_pause, ROLE_ADMIN },
+	{ "resume", cmd_pause, ROLE_ADMIN },   { "reload", cmd_reload, ROLE_ADMIN },
+	{ "check", cmd_check, ROLE_ADMIN },    { "reproject", cmd_reproject, ROLE_ADMIN },
 };
+
+/* A command the client's role does not allow: say so; a peer with no role is then closed. */
+static void deny(struct client *cl, const char *cmd)
+{
+	const char *admin = cl->ctl->admin_group;
+	if (cl->role == ROLE_NONE) {
+		log_warning(NULL, "control: refused a client (%s): not root, kleepd's user, or in group "
+				  "kleep", cl->who);
+		cl->closing = true; /* once this reply is out */
+		client_send(cl, ctl_reply_error("permission_denied", "permission denied: only root, "
+						"kleepd's user and group kleep may use this socket"));
+		return;
+	}
+	log_notice(NULL, "control: refused '%s' to %s: not root, kleepd's user, or in group %s", cmd,
+		   cl->who, admin);
+	client_send(cl, ctl_reply_error("permission_denied", "permission denied: '%s' changes things; "
+					"only root, kleepd's user and group %s may", cmd, admin));
+}
 
 bool client_request(struct client *cl, const char *line, size_t len)
 {
@@ -330,7 +356,9 @@ bool client_request(struct client *cl, const char *line, size_t len)
 			cmd = &commands[i];
 	/* A command may free the client: it stays allocated, marked dead, until here. */
 	cl->busy++;
-	if (cmd)
+	if (cl->role == ROLE_NONE || (cmd && cmd->needs > cl->role))
+		deny(cl, rq.cmd);
+	else if (cmd)
 		cmd->run(cl, &rq);
 	else
 		client_send(cl, ctl_reply_error("unknown_command", "unknown command '%s'", rq.cmd));

@@ -270,32 +270,52 @@ static int on_idle(sd_event_source *src, uint64_t usec, void *userdata)
 	return 0;
 }
 
-/* Root, the daemon's own user, and members of group kleep may talk to us. */
-static bool peer_allowed(int fd, char *who, size_t size)
+/* A group's id by name; blocking NSS, so only at start and reload. */
+static bool group_id(const char *name, gid_t *gid)
+{
+	struct group g, *res = NULL;
+	char buf[16384];
+	if (getgrnam_r(name, &g, buf, sizeof(buf), &res) != 0 || !res)
+		return false;
+	*gid = g.gr_gid;
+	return true;
+}
+
+void control_reconfigured(struct control *c)
+{
+	const char *admin = runtime_config(c->rt)->daemon.admin_group;
+	snprintf(c->admin_group, sizeof(c->admin_group), "%s", admin ? admin : "kleep-admin");
+	c->have_read_gid = group_id(CONTROL_GROUP, &c->read_gid);
+	c->have_admin_gid = group_id(c->admin_group, &c->admin_gid);
+}
+
+/*
+ * The peer's role from its credentials: root and the daemon's user are
+ * admins; then the admin group, then group kleep, among the peer's primary
+ * and supplementary groups as the kernel gives them (SO_PEERGROUPS: no
+ * lookup that could block the loop).
+ */
+static enum role peer_role(struct control *c, int fd, char *who, size_t size)
 {
 	struct ucred cred;
 	socklen_t len = sizeof(cred);
+	gid_t groups[256];
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
-		return false;
+		return ROLE_NONE;
 	snprintf(who, size, "uid %u pid %d", (unsigned)cred.uid, (int)cred.pid);
 	if (cred.uid == 0 || cred.uid == geteuid())
-		return true;
-	struct group *g = getgrnam(CONTROL_GROUP);
-	if (!g)
-		return false;
-	if (cred.gid == g->gr_gid)
-		return true;
-	struct passwd *pw = getpwuid(cred.uid);
-	if (!pw)
-		return false;
-	gid_t groups[256];
-	int n = 256;
-	if (getgrouplist(pw->pw_name, pw->pw_gid, groups, &n) < 0)
-		return false;
-	for (int i = 0; i < n; i++)
-		if (groups[i] == g->gr_gid)
-			return true;
-	return false;
+		return ROLE_ADMIN;
+	len = sizeof(groups) - sizeof(gid_t);
+	int n = getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) < 0 ? 0 : (int)(len / sizeof(gid_t));
+	groups[n++] = cred.gid;
+	enum role role = ROLE_NONE;
+	for (int i = 0; i < n; i++) {
+		if (c->have_admin_gid && groups[i] == c->admin_gid)
+			return ROLE_ADMIN;
+		if (c->have_read_gid && groups[i] == c->read_gid)
+			role = ROLE_READ;
+	}
+	return role;
 }
 
 static struct client *client_new(struct control *c, int cfd)
@@ -330,25 +350,20 @@ static int on_accept(sd_event_source *src, int fd, uint32_t revents, void *userd
 		int cfd = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 		if (cfd < 0)
 			return 0;
-		char who[64];
-		if (!peer_allowed(cfd, who, sizeof(who))) {
-			log_warning(NULL, "control: refused a client (%s): not root, the daemon's user, "
-					  "or in group " CONTROL_GROUP, who);
-			char *l = ctl_reply_error("permission_denied", "only root, kleepd's user and group "
-							       CONTROL_GROUP " may use this socket");
-			if (l && send(cfd, l, strlen(l), MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
-			}
-			free(l);
-			close(cfd);
-			continue;
-		}
 		if (c->n_clients >= CONTROL_CLIENTS_MAX) {
 			log_warning(NULL, "control: %d clients already; refused one", c->n_clients);
 			close(cfd);
 			continue;
 		}
-		if (!client_new(c, cfd))
+		/* A peer with no role is answered permission_denied at its first
+		 * request, then closed: closing now would leave kleepctl with a
+		 * broken pipe instead of the reason. */
+		struct client *cl = client_new(c, cfd);
+		if (!cl) {
 			close(cfd);
+			continue;
+		}
+		cl->role = peer_role(c, cfd, cl->who, sizeof(cl->who));
 	}
 }
 
@@ -404,6 +419,7 @@ struct control *control_new(sd_event *e, struct runtime *rt, int listen_fd, cons
 		fcntl(c->fd, F_SETFL, fcntl(c->fd, F_GETFL) | O_NONBLOCK);
 	else if (control_bind(c, path, err, errlen) < 0)
 		goto fail;
+	control_reconfigured(c);
 	if (sd_event_add_io(e, &c->src, c->fd, EPOLLIN, on_accept, c) < 0) {
 		snprintf(err, errlen, "cannot watch the control socket");
 		goto fail;

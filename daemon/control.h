@@ -18,6 +18,8 @@ struct control;
  */
 struct control *control_new(sd_event *e, struct runtime *rt, int listen_fd, const char *path,
 			    char *err, size_t errlen);
+/* The configuration was reloaded: look up the groups of the roles again. */
+void control_reconfigured(struct control *c);
 /* Close every client (their waits cancelled) and the socket. */
 void control_free(struct control *c);
 

@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "control.h"
 #include "ctl.h"
@@ -14,9 +15,14 @@
 enum client_wait { WAIT_NONE, WAIT_SYNC, WAIT_SYNC_ALL, WAIT_CHECK, WAIT_REPROJECT, WAIT_QUERY,
 		   WAIT_STATUS };
 
+/* What a peer may do (DESIGN.md §7): read, or also change things and call shops. */
+enum role { ROLE_NONE, ROLE_READ, ROLE_ADMIN };
+
 struct client {
 	struct control *ctl;
 	int fd;
+	enum role role;           /* from the peer's credentials at connect */
+	char who[64];             /* "uid N pid P", for the log */
 	sd_event_source *io, *idle;
 	sd_event_source *resume;  /* a deferred read of requests held while waiting */
 	sd_event_source *streamer;/* writes a long status a few merchants at a time */
@@ -47,6 +53,10 @@ struct control {
 	sd_event_source *src;
 	struct client *clients;
 	int n_clients;
+	/* the groups' ids, resolved at start and reload: never per client, on the loop */
+	gid_t read_gid, admin_gid;
+	bool have_read_gid, have_admin_gid;
+	char admin_group[64];
 };
 
 /* control.c */

@@ -38,7 +38,7 @@ static void usage(FILE *f)
 		"                                    CSV to fill in and drop in SFTP misc/\n"
 		"  files MERCHANT                    the SFTP ledger\n"
 		"  rejects MERCHANT [FILE]           CSV rows that were refused, with line and reason\n"
-		"  metrics                           OpenMetrics text\n"
+		"  metrics [--openmetrics]           Prometheus text format (OpenMetrics when asked)\n"
 		"  reload                            re-read the configuration\n"
 		"  version                           kleepctl's and kleepd's versions\n"
 		"\n"
@@ -336,7 +336,7 @@ struct args {
 	const char *socket_path, *cmd, *stream, *since, *measurements, *unit;
 	const char *arg[4];
 	int n_args;
-	bool full, wait, local;
+	bool full, wait, local, openmetrics;
 	long n;
 };
 
@@ -358,7 +358,7 @@ static int parse_args(int argc, char **argv, struct args *a)
 		{ "full", no_argument, NULL, 'F' },          { "wait", no_argument, NULL, 'w' },
 		{ "stream", required_argument, NULL, 'S' },  { "version", no_argument, NULL, 'V' },
 		{ "since", required_argument, NULL, 'T' },   { "measurements", required_argument, NULL, 'M' },
-		{ "unit", required_argument, NULL, 'U' },
+		{ "unit", required_argument, NULL, 'U' },    { "openmetrics", no_argument, NULL, 'O' },
 		{ "help", no_argument, NULL, 'h' },          { 0 },
 	};
 	int c;
@@ -374,6 +374,7 @@ static int parse_args(int argc, char **argv, struct args *a)
 		case 'T': a->since = optarg; break;
 		case 'M': a->measurements = optarg; break;
 		case 'U': a->unit = optarg; break;
+		case 'O': a->openmetrics = true; break;
 		case 'n':
 			if (!parse_count(optarg, &a->n))
 				return EXIT_USAGE;
@@ -426,6 +427,8 @@ static json_t *build_request(const struct args *a)
 		json_object_set_new(rq, "wait", json_true());
 	if (a->n > 0)
 		json_object_set_new(rq, "n", json_integer(a->n));
+	if (a->openmetrics)
+		json_object_set_new(rq, "openmetrics", json_true());
 	return rq;
 }
 
@@ -467,6 +470,13 @@ static void print_error(json_t *reply)
 
 static void print_run(json_t *run)
 {
+	if (strcmp(jstr(run, "outcome"), "success") != 0) {
+		printf("%s/%s: %s%s%s%s: %s\n", jstr(run, "merchant"), jstr(run, "stream"),
+		       jstr(run, "outcome"), jstr(run, "error_class") ? " (" : "",
+		       jstr(run, "error_class") ? jstr(run, "error_class") : "",
+		       jstr(run, "error_class") ? ")" : "", jstr(run, "message") ? jstr(run, "message") : "");
+		return;
+	}
 	printf("%s/%s: %s, %lld pages, %lld rows, %lld changed\n", jstr(run, "merchant"),
 	       jstr(run, "stream"), jstr(run, "outcome"),
 	       (long long)json_integer_value(json_object_get(run, "pages")),
@@ -491,6 +501,13 @@ static int print_data(const struct args *a, json_t *data)
 		print_rows(data);
 	} else if (strcmp(a->cmd, "sync") == 0 && jstr(data, "outcome")) {
 		print_run(data);
+	} else if (strcmp(a->cmd, "sync") == 0 && json_is_array(json_object_get(data, "runs"))) {
+		/* sync M --wait: one line per stream it queued; 1 when any failed. */
+		size_t i;
+		json_t *run;
+		json_array_foreach(json_object_get(data, "runs"), i, run)
+			print_run(run);
+		return json_integer_value(json_object_get(data, "failed")) ? EXIT_DAEMON : EXIT_OK;
 	} else {
 		char *s = json_dumps(data, JSON_COMPACT);
 		printf("ok %s\n", s ? s : "");
@@ -518,7 +535,8 @@ int main(int argc, char **argv)
 	} else if (opt_json) {
 		json_dumpf(data, stdout, JSON_INDENT(2));
 		putchar('\n');
-		if (strcmp(a.cmd, "check") == 0 && !json_is_true(json_object_get(data, "go_live")))
+		if ((strcmp(a.cmd, "check") == 0 && !json_is_true(json_object_get(data, "go_live"))) ||
+		    json_integer_value(json_object_get(data, "failed")) > 0)
 			rc = EXIT_DAEMON;
 	} else {
 		rc = print_data(&a, data);

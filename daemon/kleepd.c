@@ -147,25 +147,31 @@ static int run_once(const char *path, const char *only_merchant, const char *onl
 	return failed ? 1 : ran ? 0 : 1;
 }
 
+struct service {
+	struct runtime *rt;
+	struct control *ctl;
+};
+
 static int on_signal(sd_event_source *src, const struct signalfd_siginfo *si, void *userdata)
 {
-	struct runtime *rt = userdata;
+	struct service *sv = userdata;
 	(void)src;
 	if (si->ssi_signo == SIGHUP) {
 		char err[4096];
-		runtime_reload(rt, err, sizeof(err));
+		runtime_reload(sv->rt, err, sizeof(err));
+		control_reconfigured(sv->ctl);
 	} else {
-		runtime_stop(rt);
+		runtime_stop(sv->rt);
 	}
 	return 0;
 }
 
 /* Signals arrive on the loop; blocked before any thread starts, so workers inherit the mask. */
-static int watch_signals(sd_event *e, struct runtime *rt)
+static int watch_signals(sd_event *e, struct service *sv)
 {
 	static const int sigs[] = { SIGTERM, SIGINT, SIGHUP };
 	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
-		if (sd_event_add_signal(e, NULL, sigs[i], on_signal, rt) < 0)
+		if (sd_event_add_signal(e, NULL, sigs[i], on_signal, sv) < 0)
 			return -1;
 	return 0;
 }
@@ -207,7 +213,8 @@ static int serve(const char *config_path, int listen_fd)
 		log_err(NULL, "%s", err);
 		goto out;
 	}
-	if (watch_signals(e, rt) < 0) {
+	struct service sv = { rt, ctl };
+	if (watch_signals(e, &sv) < 0) {
 		log_err(NULL, "cannot watch signals");
 		goto out;
 	}

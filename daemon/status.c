@@ -189,6 +189,53 @@ json_t *runtime_status_head(struct runtime *rt)
 
 /* ---- metrics ------------------------------------------------------------- */
 
+/* One per-stream family; value() false when the stream has no sample of it. */
+struct family {
+	const char *name, *type, *help;
+	bool (*value)(const struct stream_rt *st, double *v);
+};
+
+static bool v_last_success(const struct stream_rt *st, double *v)
+{
+	time_t t;
+	if (!st->last.last_success[0] || tstamp_parse(st->last.last_success, &t) < 0)
+		return false; /* never succeeded: no sample, rather than 0 (1970) */
+	*v = (double)t;
+	return true;
+}
+
+static bool v_rows(const struct stream_rt *st, double *v) { *v = (double)st->last.rows_total; return true; }
+static bool v_runs(const struct stream_rt *st, double *v) { *v = (double)st->runs; return true; }
+static bool v_errors(const struct stream_rt *st, double *v) { *v = (double)st->errors; return true; }
+static bool v_duration(const struct stream_rt *st, double *v) { *v = st->last_duration_s; return true; }
+static bool v_unauthorized(const struct stream_rt *st, double *v) { *v = st->last.unauthorized; return true; }
+
+static const struct family families[] = {
+	{ "kleep_last_success_timestamp_seconds", "gauge", "When the stream last synced whole.", v_last_success },
+	{ "kleep_rows", "gauge", "Records mirrored for the stream.", v_rows },
+	{ "kleep_runs", "counter", "Runs since kleepd started.", v_runs },
+	{ "kleep_errors", "counter", "Failed runs since kleepd started.", v_errors },
+	{ "kleep_last_run_duration_seconds", "gauge", "Duration of the last run.", v_duration },
+	{ "kleep_unauthorized", "gauge", "1 when the API user may not call the stream's endpoint.", v_unauthorized },
+};
+
+/*
+ * A family's TYPE and HELP.  Prometheus text names them after the samples
+ * (kleep_runs_total); OpenMetrics after the family (kleep_runs), its samples
+ * carrying the _total suffix.
+ */
+static void family_head(FILE *f, const char *name, const char *type, const char *help, bool om)
+{
+	const char *suffix = !om && strcmp(type, "counter") == 0 ? "_total" : "";
+	fprintf(f, "# HELP %s%s %s\n# TYPE %s%s %s\n", name, suffix, help, name, suffix, type);
+}
+
+static void daemon_gauge(FILE *f, const char *name, const char *help, long long v, bool om)
+{
+	family_head(f, name, "gauge", help, om);
+	fprintf(f, "%s %lld\n", name, v);
+}
+
 char *runtime_metrics(struct runtime *rt, bool openmetrics)
 {
 	char *buf = NULL;
@@ -196,56 +243,28 @@ char *runtime_metrics(struct runtime *rt, bool openmetrics)
 	FILE *f = open_memstream(&buf, &len);
 	if (!f)
 		return NULL;
-	(void)openmetrics;
-	size_t live = 0;
+	long long live = 0;
 	for (size_t i = 0; i < rt->n_ms; i++)
 		live += !rt->ms[i]->removed;
-	fprintf(f, "# TYPE kleep_merchants gauge\n# HELP kleep_merchants Merchants configured.\n"
-		   "kleep_merchants %zu\n", live);
-	fprintf(f, "# TYPE kleep_jobs_running gauge\n# HELP kleep_jobs_running Jobs running now.\n"
-		   "kleep_jobs_running %d\n", pool_running(rt->pool));
-	fprintf(f, "# TYPE kleep_queue_length gauge\n# HELP kleep_queue_length Jobs waiting for a worker.\n"
-		   "kleep_queue_length %d\n", pool_queued(rt->pool));
-	static const struct {
-		const char *name, *type, *help;
-	} fam[] = {
-		{ "kleep_last_success_timestamp_seconds", "gauge", "When the stream last synced whole." },
-		{ "kleep_rows", "gauge", "Records mirrored for the stream." },
-		{ "kleep_runs", "counter", "Runs since kleepd started." },
-		{ "kleep_errors", "counter", "Failed runs since kleepd started." },
-		{ "kleep_last_run_duration_seconds", "gauge", "Duration of the last run." },
-		{ "kleep_unauthorized", "gauge", "1 when the API user may not call the stream's endpoint." },
-	};
-	for (size_t k = 0; k < sizeof(fam) / sizeof(fam[0]); k++) {
-		fprintf(f, "# TYPE %s %s\n# HELP %s %s\n", fam[k].name, fam[k].type, fam[k].name, fam[k].help);
+	daemon_gauge(f, "kleep_merchants", "Merchants configured.", live, openmetrics);
+	daemon_gauge(f, "kleep_jobs_running", "Jobs running now.", pool_running(rt->pool), openmetrics);
+	daemon_gauge(f, "kleep_queue_length", "Jobs waiting for a worker.", pool_queued(rt->pool), openmetrics);
+	for (size_t k = 0; k < sizeof(families) / sizeof(families[0]); k++) {
+		const struct family *fam = &families[k];
+		const char *suffix = strcmp(fam->type, "counter") == 0 ? "_total" : "";
+		family_head(f, fam->name, fam->type, fam->help, openmetrics);
 		for (size_t i = 0; i < rt->n_ms; i++) {
-			struct mstate *ms = rt->ms[i];
-			if (ms->removed)
-				continue;
-			for (int s = 0; s < STREAM_COUNT; s++) {
-				struct stream_rt *st = &ms->s[s];
-				time_t t;
-				if (!st->enabled)
-					continue;
-				fprintf(f, "%s%s{merchant=\"%s\",stream=\"%s\"} ", fam[k].name,
-					strcmp(fam[k].type, "counter") == 0 ? "_total" : "", ms->id,
-					stream_name(s));
-				switch (k) {
-				case 0:
-					fprintf(f, "%lld\n", st->last.last_success[0] &&
-								     tstamp_parse(st->last.last_success, &t) == 0
-							     ? (long long)t : 0LL);
-					break;
-				case 1: fprintf(f, "%" PRId64 "\n", st->last.rows_total); break;
-				case 2: fprintf(f, "%" PRId64 "\n", st->runs); break;
-				case 3: fprintf(f, "%" PRId64 "\n", st->errors); break;
-				case 4: fprintf(f, "%.3f\n", st->last_duration_s); break;
-				default: fprintf(f, "%d\n", st->last.unauthorized); break;
-				}
+			const struct mstate *ms = rt->ms[i];
+			for (int s = 0; s < STREAM_COUNT && !ms->removed; s++) {
+				double v;
+				if (ms->s[s].enabled && fam->value(&ms->s[s], &v))
+					fprintf(f, "%s%s{merchant=\"%s\",stream=\"%s\"} %.15g\n", fam->name,
+						suffix, ms->id, stream_name(s), v);
 			}
 		}
 	}
-	fprintf(f, "# EOF\n");
+	if (openmetrics)
+		fputs("# EOF\n", f);
 	fclose(f);
 	return buf;
 }
