@@ -91,9 +91,10 @@ static bool stream_enabled(const struct merchant_conf *m, enum stream s)
 
 static void mstate_free(struct mstate *ms)
 {
-	wlist_gone(&ms->reproject, ms->id, "the merchant was removed before the job ran");
+	wlist_gone(&ms->reproject, ms->id, NULL, "the merchant was removed before the job ran");
 	for (int s = 0; s < STREAM_COUNT; s++) {
-		wlist_gone(&ms->s[s].waiters, ms->id, "the merchant was removed before the run started");
+		wlist_gone(&ms->s[s].waiters, ms->id, stream_name(s),
+			   "the merchant was removed before the run started");
 		sd_event_source_disable_unref(ms->s[s].timer);
 		outcome_clear(&ms->s[s].last);
 	}
@@ -140,28 +141,28 @@ static void mstate_arm(struct runtime *rt, struct mstate *ms, bool settings_chan
 				sd_event_source_set_enabled(st->timer, SD_EVENT_OFF);
 			st->due = st->full = false;
 			st->next_usec = 0;
-			wlist_gone(&st->waiters, ms->id, "the stream was turned off by a reload");
+			wlist_gone(&st->waiters, ms->id, stream_name(s), "the stream was turned off by a reload");
 			continue;
 		}
-		if (was && !settings_changed)
-			continue;
+		if (!ms->loaded || (was && !settings_changed))
+			continue; /* not loaded yet: mstate_loaded arms it from what the mirror says */
 		if (was && old_interval == st->interval_usec && (st->next_usec || st->due))
 			continue;
 		stream_schedule(rt, ms, s, first_run_at(st, first));
 	}
 }
 
+/* Its mirror was read: arm the timers from the last successes, so that a restart
+ * does not re-run what ran a minute ago.  A sync asked for meanwhile runs now. */
 void mstate_loaded(struct runtime *rt, struct mstate *ms, struct job *job)
 {
 	ms->loaded = true;
 	uint64_t first = now_usec() + jitter(FIRST_RUN_SPREAD_USEC);
 	for (int s = 0; s < STREAM_COUNT; s++) {
 		struct stream_rt *st = &ms->s[s];
-		if (!job->loaded[s].last_attempt && !job->loaded[s].last_success)
-			continue;
-		outcome_take(&st->last, &job->loaded[s]);
-		/* A restart does not re-run what ran a minute ago. */
-		if (st->enabled && !st->due && st->next_usec && !ms->removed)
+		if (job->loaded[s].last_attempt || job->loaded[s].last_success)
+			outcome_take(&st->last, &job->loaded[s]);
+		if (st->enabled && !st->due && !st->next_usec && !ms->removed && !rt->stopping)
 			stream_schedule(rt, ms, s, first_run_at(st, first));
 	}
 }
@@ -334,9 +335,9 @@ void runtime_stop(struct runtime *rt)
 	log_notice(NULL, "stopping: %d job%s to finish", running, running == 1 ? "" : "s");
 	/* Runs asked for and not queued yet will not happen either. */
 	for (size_t i = 0; i < rt->n_ms; i++) {
-		wlist_gone(&rt->ms[i]->reproject, rt->ms[i]->id, "kleepd is stopping");
+		wlist_gone(&rt->ms[i]->reproject, rt->ms[i]->id, NULL, "kleepd is stopping");
 		for (int s = 0; s < STREAM_COUNT; s++)
-			wlist_gone(&rt->ms[i]->s[s].waiters, rt->ms[i]->id, "kleepd is stopping");
+			wlist_gone(&rt->ms[i]->s[s].waiters, rt->ms[i]->id, stream_name(s), "kleepd is stopping");
 	}
 	if (!rt->pool)
 		return;
@@ -347,6 +348,7 @@ void runtime_stop(struct runtime *rt)
 		struct job *job = (struct job *)list;
 		job->rc = -EAGAIN;
 		job->res.outcome = "interrupted";
+		snprintf(job->res.message, sizeof(job->res.message), "kleepd is stopping");
 		job->started_usec = job->finished_usec = now_usec();
 		job_done(rt, job);
 		list = next;

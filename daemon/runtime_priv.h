@@ -140,8 +140,8 @@ void wlist_push(struct wlist *l, struct runtime_waiter *w);
 void wlist_move(struct wlist *to, struct wlist *from);
 /* Answer every waiter of l with r, emptying l. */
 void wlist_answer(struct wlist *l, const struct runtime_result *r);
-/* Answer every waiter of l that its job will not run. */
-void wlist_gone(struct wlist *l, const char *merchant, const char *why);
+/* Answer every waiter of l that its job will not run (stream: theirs, or NULL). */
+void wlist_gone(struct wlist *l, const char *merchant, const char *stream, const char *why);
 void stream_schedule(struct runtime *rt, struct mstate *ms, enum stream s, uint64_t at);
 void dispatch(struct runtime *rt, struct mstate *ms);
 int on_pool(sd_event_source *src, int fd, uint32_t revents, void *userdata);

@@ -73,9 +73,9 @@ void wlist_answer(struct wlist *l, const struct runtime_result *r)
 	}
 }
 
-void wlist_gone(struct wlist *l, const char *merchant, const char *why)
+void wlist_gone(struct wlist *l, const char *merchant, const char *stream, const char *why)
 {
-	struct runtime_result r = { .merchant = merchant, .gone = why, .rc = -ECANCELED,
+	struct runtime_result r = { .merchant = merchant, .stream = stream, .gone = why, .rc = -ECANCELED,
 				    .outcome = "failed", .message = why };
 	wlist_answer(l, &r);
 }
