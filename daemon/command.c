@@ -207,7 +207,8 @@ static void cmd_query(struct client *cl, const struct ctl_request *rq)
 	enum runtime_query q = strcmp(rq->cmd, "runs") == 0 ? RUNTIME_RUNS
 			       : strcmp(rq->cmd, "files") == 0 ? RUNTIME_FILES : RUNTIME_REJECTS;
 	const char *param = q == RUNTIME_RUNS ? rq->stream : rq->file;
-	enum runtime_refusal r = runtime_query(cl->ctl->rt, rq->merchant, q, param, rq->n, &cl->w[0]);
+	enum runtime_refusal r = runtime_query(cl->ctl->rt, rq->merchant, q, param, rq->n, ctl_reply_ok,
+					       &cl->w[0]);
 	if (r == RUNTIME_OK)
 		client_wait(cl, WAIT_QUERY);
 	else
@@ -248,19 +249,6 @@ static json_t *run_object(const struct runtime_result *r)
 			 r->message ? r->message : "");
 }
 
-/* {"ok":true,"data":TEXT} for data already written as JSON text; NULL on OOM. */
-static char *reply_text(const char *text, size_t len)
-{
-	static const char head[] = "{\"ok\":true,\"data\":", tail[] = "}\n";
-	char *line = malloc(sizeof(head) - 1 + len + sizeof(tail));
-	if (line) {
-		memcpy(line, head, sizeof(head) - 1);
-		memcpy(line + sizeof(head) - 1, text, len);
-		memcpy(line + sizeof(head) - 1 + len, tail, sizeof(tail));
-	}
-	return line;
-}
-
 /* The reply line to one waiter; taken by the caller. */
 static char *answer_line(enum client_wait what, const struct runtime_result *r)
 {
@@ -271,8 +259,7 @@ static char *answer_line(enum client_wait what, const struct runtime_result *r)
 		return r->data ? ctl_reply_ok(json_incref(r->data))
 			       : ctl_reply_error("check_failed", "%s", r->message);
 	case WAIT_QUERY:
-		return r->rc == 0 ? reply_text(r->data_json, r->data_len)
-				  : ctl_reply_error("store", "%s", r->message);
+		return ctl_reply_error("store", "%s", r->rc ? r->message : "out of memory");
 	case WAIT_REPROJECT:
 		return r->rc == 0 ? ctl_reply_ok(json_pack("{s:s,s:I,s:s}", "merchant", r->merchant,
 							   "records", (json_int_t)r->rows, "message",
@@ -303,6 +290,12 @@ void client_on_answer(void *arg, const struct runtime_result *r)
 		cl->answers = NULL;
 		if (!client_send(cl, ctl_reply_ok(json_pack("{s:s,s:i,s:o}", "merchant", r->merchant,
 							    "failed", failed, "runs", runs))))
+			return;
+	} else if (cl->wait == WAIT_QUERY && !r->gone && r->rc == 0 && *r->text) {
+		/* The reply line was made on the worker: taken whole, not copied. */
+		char *line = *r->text;
+		*r->text = NULL;
+		if (!client_send_len(cl, line, r->text_len))
 			return;
 	} else if (!client_send(cl, answer_line(cl->wait, r))) {
 		return;

@@ -143,8 +143,12 @@ bool client_send(struct client *cl, char *line)
 		client_free(cl);
 		return false;
 	}
-	size_t n = strlen(line);
-	if (cl->out_len == 0 && !cl->dead) {
+	return client_send_len(cl, line, strlen(line));
+}
+
+bool client_send_len(struct client *cl, char *line, size_t n)
+{
+	if (cl->out_len == 0 && !cl->dead && n <= CONTROL_OUT_MAX) {
 		/* Nothing queued: the line becomes the output buffer, not a copy of it. */
 		free(cl->out);
 		cl->out = line;

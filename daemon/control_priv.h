@@ -64,6 +64,8 @@ struct control {
 void client_free(struct client *cl);
 /* Queue one reply line (taken); false when the client is gone. */
 bool client_send(struct client *cl, char *line);
+/* Likewise, of n bytes. */
+bool client_send_len(struct client *cl, char *line, size_t n);
 /* Queue raw reply bytes; false when the client is gone. */
 bool client_write(struct client *cl, const char *text, size_t n);
 /* Stop reading requests until the answer comes. */

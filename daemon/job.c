@@ -210,12 +210,15 @@ static void query_work(struct pool_job *pj)
 out:
 	sqlite3_finalize(s);
 	sqlite3_close(db);
-	/* 100,000 rows are tens of MB of JSON: written here, not on the loop. */
-	job->text = json_dumps(rows, JSON_COMPACT);
-	job->text_len = job->text ? strlen(job->text) : 0;
-	if (!job->text && job->rc == 0)
-		job_fail(job, -ENOMEM, "storage", "%s", "out of memory");
-	json_decref(rows);
+	/* 100,000 rows are tens of MB of text: made here, not on the loop. */
+	if (job->rc == 0) {
+		job->text = job->render(rows);
+		job->text_len = job->text ? strlen(job->text) : 0;
+		if (!job->text)
+			job_fail(job, -ENOMEM, "storage", "%s", "out of memory");
+	} else {
+		json_decref(rows);
+	}
 	job->finished_usec = now_usec();
 }
 
@@ -285,7 +288,7 @@ void outcome_clear(struct outcome *o)
 	memset(o, 0, sizeof(*o));
 }
 
-void job_result(const struct job *job, struct runtime_result *r)
+void job_result(struct job *job, struct runtime_result *r)
 {
 	*r = (struct runtime_result){
 		.merchant = job->id,
@@ -296,6 +299,6 @@ void job_result(const struct job *job, struct runtime_result *r)
 		.message = job->res.message,
 		.run_id = job->res.run_id, .pages = job->res.pages, .rows = job->res.rows_in,
 		.changed = job->res.rows_changed,
-		.data = job->data, .data_json = job->text, .data_len = job->text_len,
+		.data = job->data, .text = &job->text, .text_len = job->text_len,
 	};
 }

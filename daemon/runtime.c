@@ -522,13 +522,15 @@ enum runtime_refusal runtime_check(struct runtime *rt, const char *m, struct run
 }
 
 enum runtime_refusal runtime_query(struct runtime *rt, const char *m, enum runtime_query q,
-				   const char *param, long n, struct runtime_waiter *w)
+				   const char *param, long n, runtime_render render,
+				   struct runtime_waiter *w)
 {
 	struct job *job;
 	enum runtime_refusal r = side_job(rt, m, JOB_QUERY, w, &job);
 	if (r != RUNTIME_OK)
 		return r;
 	job->q = q;
+	job->render = render;
 	job->n = n > 0 ? n : q == RUNTIME_RUNS ? QUERY_ROWS_RUNS : QUERY_ROWS_OTHER;
 	if (param && !(job->param = strdup(param))) {
 		runtime_waiter_cancel(w);

@@ -27,8 +27,10 @@ struct runtime_result {
 	const char *message;
 	int64_t run_id, pages, rows, changed;
 	json_t *data;             /* a check's report; NULL otherwise */
-	const char *data_json;    /* a query's rows as compact JSON text, made off the loop; or NULL */
-	size_t data_len;
+	/* A query's rows as its render made them, off the loop; *text may be NULL.  The
+	 * callback may take *text (it then frees it), leaving NULL. */
+	char **text;
+	size_t text_len;
 };
 
 /*
@@ -94,9 +96,14 @@ enum runtime_refusal runtime_reproject(struct runtime *rt, const char *m, struct
 
 /* Read-only queries of a merchant's mirror, run on the pool. */
 enum runtime_query { RUNTIME_RUNS, RUNTIME_FILES, RUNTIME_REJECTS };
-/* param: a stream (runs) or a file (files, rejects), or NULL; n rows at most (0: the default). */
+/* Text of a query's rows (an array of objects, taken); malloc'd, NULL on OOM.  Called
+ * on a worker thread: it must be thread-safe. */
+typedef char *(*runtime_render)(json_t *rows);
+/* param: a stream (runs) or a file (files, rejects), or NULL; n rows at most (0: the
+ * default); render makes the answer's text off the loop (100,000 rows are tens of MB). */
 enum runtime_refusal runtime_query(struct runtime *rt, const char *m, enum runtime_query q,
-				   const char *param, long n, struct runtime_waiter *w);
+				   const char *param, long n, runtime_render render,
+				   struct runtime_waiter *w);
 
 /* status: the daemon's part (version, summary, uptime, jobs, queue), new reference. */
 json_t *runtime_status_head(struct runtime *rt);

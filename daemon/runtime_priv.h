@@ -104,7 +104,8 @@ struct job {
 	bool have_state;
 	struct store_state loaded[STREAM_COUNT]; /* JOB_LOAD: each stream's sync_state */
 	json_t *data;                     /* a check's report */
-	char *text;                       /* a query's rows, as JSON text: the loop only copies it */
+	runtime_render render;            /* a query's */
+	char *text;                       /* what render made of the rows; a waiter may take it */
 	size_t text_len;
 };
 
@@ -153,7 +154,7 @@ struct job *job_new(struct runtime *rt, enum job_kind kind, struct mstate *ms);
 void job_free(struct job *job);
 void outcome_take(struct outcome *o, const struct store_state *st);
 void outcome_clear(struct outcome *o);
-void job_result(const struct job *job, struct runtime_result *r);
+void job_result(struct job *job, struct runtime_result *r);
 
 /* status.c */
 void notify_status(struct runtime *rt);
