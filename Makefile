@@ -71,7 +71,7 @@ COMPLETIONSDIR ?= $(or $(shell pkg-config --variable=completionsdir bash-complet
 SHELL_SCRIPTS = $(shell grep -rlE --exclude-dir=.git --exclude-dir=build --exclude-dir=demo \
 	'^\#!/bin/(ba|da)?sh' .ci sql lib tests debian 2>/dev/null) man/kleepctl.bash-completion
 
-.PHONY: all bins deps deps-packaging check check-asan check-hardening test lint run bench fuzz \
+.PHONY: all bins deps deps-packaging check check-asan check-hardening check-tsan test lint run bench fuzz \
 	install deb check-package clean FORCE
 .DELETE_ON_ERROR:
 
@@ -133,9 +133,9 @@ $(BUILD)/libkleep.a: $(LIB_OBJ)
 	@echo "  AR      $@"
 	$(Q)rm -f $@ && ar rcs $@ $^
 
-KLEEPD_SRC := daemon/kleepd.c daemon/runtime.c daemon/control.c
+KLEEPD_SRC := $(filter-out daemon/kleepctl.c,$(sort $(wildcard daemon/*.c)))
 
-$(BUILD)/kleepd: $(KLEEPD_SRC) daemon/kleepd.h $(BUILD)/libkleep.a $(BUILD)/gen/paths
+$(BUILD)/kleepd: $(KLEEPD_SRC) $(wildcard daemon/*.h) $(BUILD)/libkleep.a $(BUILD)/gen/paths
 	@echo "  LD      $@"
 	$(Q)$(CC) $(ALL_CFLAGS) -Idaemon -o $@ $(KLEEPD_SRC) $(BUILD)/libkleep.a $(LDLIBS)
 
@@ -166,6 +166,7 @@ check: deps
 	$(MAKE) check-asan
 	$(MAKE) lint
 	$(MAKE) check-hardening
+	$(MAKE) check-tsan
 
 check-asan:
 	$(MAKE) BUILD=build/asan OPT=-O1 \
@@ -179,6 +180,10 @@ lint:
 # A release build with Debian's hardening flags: BIND_NOW, fortified libc calls.
 check-hardening:
 	@sh tests/package/hardening.sh build/release
+
+check-tsan:
+	$(MAKE) BUILD=build/tsan OPT=-O1 SAN="-fsanitize=thread -fno-omit-frame-pointer" all
+	@BUILD=build/tsan PY=$(PY) sh tests/tsan/run.sh
 
 run: deps
 	$(MAKE) all

@@ -42,7 +42,7 @@ static void usage(FILE *f)
 		"                                    CSV to fill in and drop in SFTP misc/\n"
 		"  files MERCHANT                    the SFTP ledger\n"
 		"  rejects MERCHANT [FILE]           CSV rows that were refused, with line and reason\n"
-		"  metrics                           OpenMetrics text\n"
+		"  metrics [--openmetrics]           Prometheus text format (OpenMetrics when asked)\n"
 		"  reload                            re-read the configuration\n"
 		"  version                           kleepctl's and kleepd's versions\n"
 		"\n"
@@ -342,35 +342,53 @@ static bool parse_count(const char *s, long *n)
 
 /* ---- main ---------------------------------------------------------------- */
 
-int main(int argc, char **argv)
+/* The command line, parsed. */
+struct args {
+	const char *socket_path, *cmd, *stream, *since, *measurements, *unit;
+	const char *arg[4];
+	int n_args;
+	bool full, wait, local, openmetrics;
+	long n;
+};
+
+static const struct {
+	const char *name;
+	int min_args, max_args;
+} known[] = {
+	{ "status", 0, 1 }, { "runs", 1, 1 },    { "sync", 1, 2 },    { "pause", 1, 1 },
+	{ "resume", 1, 1 }, { "files", 1, 1 },   { "rejects", 1, 2 }, { "metrics", 0, 0 },
+	{ "reload", 0, 0 }, { "version", 0, 0 }, { "check", 1, 1 },
+	{ "reproject", 1, 1 }, { "export", 2, 2 }, { "dimensions-template", 1, 1 },
+	{ "golive", 1, 1 },    { "rebind", 1, 1 },
+};
+
+/* -1 to go on, else the exit status (--help, --version, a usage error). */
+static int parse_args(int argc, char **argv, struct args *a)
 {
 	static const struct option opts[] = {
 		{ "socket", required_argument, NULL, 's' }, { "json", no_argument, NULL, 'j' },
 		{ "full", no_argument, NULL, 'F' },          { "wait", no_argument, NULL, 'w' },
 		{ "stream", required_argument, NULL, 'S' },  { "version", no_argument, NULL, 'V' },
 		{ "since", required_argument, NULL, 'T' },   { "measurements", required_argument, NULL, 'M' },
-		{ "unit", required_argument, NULL, 'U' },
+		{ "unit", required_argument, NULL, 'U' },    { "openmetrics", no_argument, NULL, 'O' },
 		{ "help", no_argument, NULL, 'h' },          { 0 },
 	};
-	const char *socket_path = getenv("KLEEP_SOCKET") ? getenv("KLEEP_SOCKET") : DEFAULT_SOCKET;
-	const char *stream_opt = NULL, *since = NULL, *measurements = NULL, *unit = NULL;
-	bool full = false, wait = false;
-	long n = 0;
 	int c;
-
+	a->socket_path = getenv("KLEEP_SOCKET") ? getenv("KLEEP_SOCKET") : DEFAULT_SOCKET;
 	/* GNU getopt moves the options first, so they may follow the command too. */
 	while ((c = getopt_long(argc, argv, "s:jn:h", opts, NULL)) != -1) {
 		switch (c) {
-		case 's': socket_path = optarg; break;
+		case 's': a->socket_path = optarg; break;
 		case 'j': opt_json = true; break;
-		case 'F': full = true; break;
-		case 'w': wait = true; break;
-		case 'S': stream_opt = optarg; break;
-		case 'T': since = optarg; break;
-		case 'M': measurements = optarg; break;
-		case 'U': unit = optarg; break;
+		case 'F': a->full = true; break;
+		case 'w': a->wait = true; break;
+		case 'S': a->stream = optarg; break;
+		case 'T': a->since = optarg; break;
+		case 'M': a->measurements = optarg; break;
+		case 'U': a->unit = optarg; break;
+		case 'O': a->openmetrics = true; break;
 		case 'n':
-			if (!parse_count(optarg, &n))
+			if (!parse_count(optarg, &a->n))
 				return EXIT_USAGE;
 			break;
 		case 'V': printf("kleepctl %s\n", KLEEP_VERSION); return EXIT_OK;
@@ -382,99 +400,113 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return EXIT_USAGE;
 	}
-	const char *cmd = argv[optind++];
-	const char *args[4] = { 0 };
-	int n_args = 0;
+	a->cmd = argv[optind++];
 	while (optind < argc) {
-		if (n_args == 4) {
+		if (a->n_args == 4) {
 			usage(stderr);
 			return EXIT_USAGE;
 		}
-		args[n_args++] = argv[optind++];
+		a->arg[a->n_args++] = argv[optind++];
 	}
-
-	static const struct {
-		const char *name;
-		int min_args, max_args;
-	} known[] = {
-		{ "status", 0, 1 }, { "runs", 1, 1 },    { "sync", 1, 2 },    { "pause", 1, 1 },
-		{ "resume", 1, 1 }, { "files", 1, 1 },   { "rejects", 1, 2 }, { "metrics", 0, 0 },
-		{ "reload", 0, 0 }, { "version", 0, 0 }, { "check", 1, 1 },
-		{ "reproject", 1, 1 }, { "export", 2, 2 }, { "dimensions-template", 1, 1 },
-		{ "golive", 1, 1 },    { "rebind", 1, 1 },
-	};
 	int k = -1;
 	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
-		if (strcmp(known[i].name, cmd) == 0)
+		if (strcmp(known[i].name, a->cmd) == 0)
 			k = (int)i;
-	if (k < 0 || n_args < known[k].min_args || n_args > known[k].max_args) {
-		fprintf(stderr, k < 0 ? "kleepctl: unknown command '%s'\n" : "kleepctl: wrong arguments for '%s'\n", cmd);
+	if (k < 0 || a->n_args < known[k].min_args || a->n_args > known[k].max_args) {
+		fprintf(stderr, k < 0 ? "kleepctl: unknown command '%s'\n" : "kleepctl: wrong arguments for '%s'\n",
+			a->cmd);
 		usage(stderr);
 		return EXIT_USAGE;
 	}
-
 	/* export and dimensions-template read the mirror here: the daemon only says where it is. */
-	bool local = strcmp(cmd, "export") == 0 || strcmp(cmd, "dimensions-template") == 0;
-	json_t *rq = json_pack("{s:i,s:s}", "v", CTL_VERSION, "cmd", local ? "status" : cmd);
-	if (n_args >= 1)
-		json_object_set_new(rq, "merchant", json_string(args[0]));
-	if (n_args >= 2 && !local)
-		json_object_set_new(rq, strcmp(cmd, "rejects") == 0 ? "file" : "stream", json_string(args[1]));
-	if (stream_opt)
-		json_object_set_new(rq, "stream", json_string(stream_opt));
-	if (full)
-		json_object_set_new(rq, "full", json_true());
-	if (wait)
-		json_object_set_new(rq, "wait", json_true());
-	if (n > 0)
-		json_object_set_new(rq, "n", json_integer(n));
+	a->local = strcmp(a->cmd, "export") == 0 || strcmp(a->cmd, "dimensions-template") == 0;
+	return -1;
+}
 
-	int fd = ctl_connect(socket_path);
+static json_t *build_request(const struct args *a)
+{
+	json_t *rq = json_pack("{s:i,s:s}", "v", CTL_VERSION, "cmd", a->local ? "status" : a->cmd);
+	if (a->n_args >= 1)
+		json_object_set_new(rq, "merchant", json_string(a->arg[0]));
+	if (a->n_args >= 2 && !a->local)
+		json_object_set_new(rq, strcmp(a->cmd, "rejects") == 0 ? "file" : "stream",
+				    json_string(a->arg[1]));
+	if (a->stream)
+		json_object_set_new(rq, "stream", json_string(a->stream));
+	if (a->full)
+		json_object_set_new(rq, "full", json_true());
+	if (a->wait)
+		json_object_set_new(rq, "wait", json_true());
+	if (a->n > 0)
+		json_object_set_new(rq, "n", json_integer(a->n));
+	if (a->openmetrics)
+		json_object_set_new(rq, "openmetrics", json_true());
+	return rq;
+}
+
+/* One request, one reply; EXIT_OK, or EXIT_UNREACHABLE said on stderr. */
+static int call_daemon(const struct args *a, json_t **reply)
+{
+	json_t *rq = build_request(a);
+	int fd = ctl_connect(a->socket_path);
 	if (fd < 0) {
 		json_decref(rq);
 		fprintf(stderr, "kleepctl: cannot reach kleepd at %s: %s\n"
 				"kleepctl: is kleepd running (systemctl status kleepd)? Another socket: "
-				"--socket PATH or KLEEP_SOCKET\n", socket_path, strerror(-fd));
+				"--socket PATH or KLEEP_SOCKET\n", a->socket_path, strerror(-fd));
 		return EXIT_UNREACHABLE;
 	}
-	json_t *reply;
 	/* A check probes the shop and the SFTP server, a reproject rewrites the mirror,
 	 * a golive copies it (after the merchant's running job): give them minutes, not seconds. */
-	bool slow = strcmp(cmd, "check") == 0 || strcmp(cmd, "reproject") == 0 ||
-		    strcmp(cmd, "golive") == 0 || strcmp(cmd, "rebind") == 0;
-	int r = ctl_call(fd, rq, &reply, wait ? -1 : slow ? 3600000 : 30000);
+	bool slow = strcmp(a->cmd, "check") == 0 || strcmp(a->cmd, "reproject") == 0 ||
+		    strcmp(a->cmd, "golive") == 0 || strcmp(a->cmd, "rebind") == 0;
+	int r = ctl_call(fd, rq, reply, a->wait ? -1 : slow ? 3600000 : 30000);
 	close(fd);
 	if (r < 0) {
-		fprintf(stderr, "kleepctl: no answer from kleepd at %s: %s\n", socket_path, strerror(-r));
+		fprintf(stderr, "kleepctl: no answer from kleepd at %s: %s\n", a->socket_path, strerror(-r));
 		return EXIT_UNREACHABLE;
 	}
-	json_t *data = json_object_get(reply, "data");
-	int rc = EXIT_OK;
-	if (!json_is_true(json_object_get(reply, "ok"))) {
-		json_t *e = json_object_get(reply, "error");
-		if (opt_json) {
-			json_dumpf(reply, stdout, JSON_INDENT(2));
-			putchar('\n');
-		} else {
-			fprintf(stderr, "kleepctl: %s: %s\n", jstr(e, "code") ? jstr(e, "code") : "error",
-				jstr(e, "message") ? jstr(e, "message") : "");
-		}
-		rc = EXIT_DAEMON;
-	} else if (local) {
-		rc = export_local(cmd, json_array_get(json_object_get(data, "merchants"), 0), args[1], since,
-				  measurements, unit);
-	} else if (opt_json) {
-		json_dumpf(data, stdout, JSON_INDENT(2));
+	return EXIT_OK;
+}
+
+static void print_error(json_t *reply)
+{
+	json_t *e = json_object_get(reply, "error");
+	if (opt_json) {
+		json_dumpf(reply, stdout, JSON_INDENT(2));
 		putchar('\n');
-		if (strcmp(cmd, "check") == 0 && !json_is_true(json_object_get(data, "go_live")))
-			rc = EXIT_DAEMON;
-	} else if (strcmp(cmd, "check") == 0) {
-		rc = print_check(data);
-	} else if (strcmp(cmd, "status") == 0) {
+		return;
+	}
+	fprintf(stderr, "kleepctl: %s: %s\n", jstr(e, "code") ? jstr(e, "code") : "error",
+		jstr(e, "message") ? jstr(e, "message") : "");
+}
+
+static void print_run(json_t *run)
+{
+	if (strcmp(jstr(run, "outcome"), "success") != 0) {
+		printf("%s/%s: %s%s%s%s: %s\n", jstr(run, "merchant"), jstr(run, "stream"),
+		       jstr(run, "outcome"), jstr(run, "error_class") ? " (" : "",
+		       jstr(run, "error_class") ? jstr(run, "error_class") : "",
+		       jstr(run, "error_class") ? ")" : "", jstr(run, "message") ? jstr(run, "message") : "");
+		return;
+	}
+	printf("%s/%s: %s, %lld pages, %lld rows, %lld changed\n", jstr(run, "merchant"),
+	       jstr(run, "stream"), jstr(run, "outcome"),
+	       (long long)json_integer_value(json_object_get(run, "pages")),
+	       (long long)json_integer_value(json_object_get(run, "rows")),
+	       (long long)json_integer_value(json_object_get(run, "changed")));
+}
+
+/* A successful reply, for people. */
+static int print_data(const struct args *a, json_t *data)
+{
+	if (strcmp(a->cmd, "check") == 0)
+		return print_check(data);
+	if (strcmp(a->cmd, "status") == 0) {
 		print_status(data);
-	} else if (strcmp(cmd, "metrics") == 0) {
+	} else if (strcmp(a->cmd, "metrics") == 0) {
 		fputs(jstr(data, "text"), stdout);
-	} else if (strcmp(cmd, "version") == 0) {
+	} else if (strcmp(a->cmd, "version") == 0) {
 		printf("kleepctl %s\nkleepd %s (protocol %lld, schema %lld)\n", KLEEP_VERSION,
 		       jstr(data, "version"), (long long)json_integer_value(json_object_get(data, "protocol")),
 		       (long long)json_integer_value(json_object_get(data, "schema")));
@@ -482,16 +514,47 @@ int main(int argc, char **argv)
 		print_rows(data);
 	} else if (jstr(data, "command") && jstr(data, "message")) {
 		printf("%s: %s\n", jstr(data, "merchant"), jstr(data, "message"));
-	} else if (strcmp(cmd, "sync") == 0 && jstr(data, "outcome")) {
-		printf("%s/%s: %s, %lld pages, %lld rows, %lld changed\n", jstr(data, "merchant"),
-		       jstr(data, "stream"), jstr(data, "outcome"),
-		       (long long)json_integer_value(json_object_get(data, "pages")),
-		       (long long)json_integer_value(json_object_get(data, "rows")),
-		       (long long)json_integer_value(json_object_get(data, "changed")));
+	} else if (strcmp(a->cmd, "sync") == 0 && jstr(data, "outcome")) {
+		print_run(data);
+	} else if (strcmp(a->cmd, "sync") == 0 && json_is_array(json_object_get(data, "runs"))) {
+		/* sync M --wait: one line per stream it queued; 1 when any failed. */
+		size_t i;
+		json_t *run;
+		json_array_foreach(json_object_get(data, "runs"), i, run)
+			print_run(run);
+		return json_integer_value(json_object_get(data, "failed")) ? EXIT_DAEMON : EXIT_OK;
 	} else {
 		char *s = json_dumps(data, JSON_COMPACT);
 		printf("ok %s\n", s ? s : "");
 		free(s);
+	}
+	return EXIT_OK;
+}
+
+int main(int argc, char **argv)
+{
+	struct args a = { 0 };
+	json_t *reply;
+	int rc = parse_args(argc, argv, &a);
+	if (rc >= 0)
+		return rc;
+	if ((rc = call_daemon(&a, &reply)) != EXIT_OK)
+		return rc;
+	json_t *data = json_object_get(reply, "data");
+	if (!json_is_true(json_object_get(reply, "ok"))) {
+		print_error(reply);
+		rc = EXIT_DAEMON;
+	} else if (a.local) {
+		rc = export_local(a.cmd, json_array_get(json_object_get(data, "merchants"), 0), a.arg[1],
+				  a.since, a.measurements, a.unit);
+	} else if (opt_json) {
+		json_dumpf(data, stdout, JSON_INDENT(2));
+		putchar('\n');
+		if ((strcmp(a.cmd, "check") == 0 && !json_is_true(json_object_get(data, "go_live"))) ||
+		    json_integer_value(json_object_get(data, "failed")) > 0)
+			rc = EXIT_DAEMON;
+	} else {
+		rc = print_data(&a, data);
 	}
 	json_decref(reply);
 	return rc;

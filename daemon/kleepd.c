@@ -9,11 +9,18 @@
 #include <string.h>
 #include <sys/prctl.h>
 
+#include <curl/curl.h>
+#include <libssh2.h>
+#include <systemd/sd-daemon.h>
+
 #include "config.h"
-#include "kleepd.h"
+#include "control.h"
+#include "ctl.h"
+#include "errclass.h"
 #include "log.h"
 #include "merchant.h"
 #include "profile.h"
+#include "runtime.h"
 #include "store.h"
 #include "sync.h"
 
@@ -32,7 +39,7 @@ static void once_signal(int sig)
  * ptrace and /proc/PID/mem to its own user.  Off from the start; [daemon]
  * core_dumps = yes turns cores back on for debugging.
  */
-void kleepd_core_dumps(bool allow)
+static void core_dumps(bool allow)
 {
 	if (prctl(PR_SET_DUMPABLE, allow ? 1 : 0, 0, 0, 0) < 0)
 		fprintf(stderr, "kleepd: prctl(PR_SET_DUMPABLE): %s\n", strerror(errno));
@@ -116,7 +123,7 @@ static int run_once(const char *path, const char *only_merchant, const char *onl
 	if (config_load(path, &c, stderr) < 0)
 		return 1;
 	log_set_level(c->daemon.log_level);
-	kleepd_core_dumps(c->daemon.core_dumps);
+	core_dumps(c->daemon.core_dumps);
 	if (only_merchant && !config_merchant(c, only_merchant)) {
 		fprintf(stderr, "kleepd: no merchant '%s' in %s\n", only_merchant, path);
 		config_free(c);
@@ -132,7 +139,7 @@ static int run_once(const char *path, const char *only_merchant, const char *onl
 		char err[1024];
 		if (only_merchant && strcmp(m->id, only_merchant) != 0)
 			continue;
-		int r = merchant_open(c, m, &mr, err, sizeof(err));
+		int r = merchant_open(c, m, NULL, &mr, err, sizeof(err));
 		if (r < 0) {
 			printf("%s: failed (%s): %s\n", m->id, errclass_name(merchant_open_class(r)), err);
 			failed++;
@@ -154,6 +161,96 @@ static int run_once(const char *path, const char *only_merchant, const char *onl
 	if (atomic_load(&once_stop))
 		return 1;
 	return failed ? 1 : ran ? 0 : 1;
+}
+
+struct service {
+	struct runtime *rt;
+	struct control *ctl;
+};
+
+static int on_signal(sd_event_source *src, const struct signalfd_siginfo *si, void *userdata)
+{
+	struct service *sv = userdata;
+	(void)src;
+	if (si->ssi_signo == SIGHUP) {
+		char err[4096];
+		runtime_reload(sv->rt, err, sizeof(err));
+		control_reconfigured(sv->ctl);
+	} else {
+		runtime_stop(sv->rt);
+	}
+	return 0;
+}
+
+/* Signals arrive on the loop; blocked before any thread starts, so workers inherit the mask. */
+static int watch_signals(sd_event *e, struct service *sv)
+{
+	static const int sigs[] = { SIGTERM, SIGINT, SIGHUP };
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+		if (sd_event_add_signal(e, NULL, sigs[i], on_signal, sv) < 0)
+			return -1;
+	return 0;
+}
+
+/*
+ * The service.  Order matters: the listening socket systemd passed is taken
+ * (sd_listen_fds unsets LISTEN_*) and signals are blocked before the runtime
+ * starts its worker threads; nothing touches the environment after that.
+ */
+static int serve(const char *config_path, int listen_fd)
+{
+	struct config *c;
+	char err[1024], sock[4096];
+	sd_event *e = NULL;
+	struct runtime *rt = NULL;
+	struct control *ctl = NULL;
+	int r = 1;
+
+	if (config_load(config_path, &c, stderr) < 0)
+		return 1;
+	log_set_level(c->daemon.log_level);
+	core_dumps(c->daemon.core_dumps);
+	snprintf(sock, sizeof(sock), "%s/%s", c->daemon.runtime_dir, CTL_SOCKET_NAME);
+	sigset_t mask;
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	if (sd_event_default(&e) < 0) {
+		config_free(c);
+		log_err(NULL, "cannot start the event loop");
+		return 1;
+	}
+	size_t n_merchants = c->n_merchants;
+	int workers = c->daemon.workers;
+	if (!(rt = runtime_new(e, config_path, c, err, sizeof(err))) ||
+	    !(ctl = control_new(e, rt, listen_fd, sock, err, sizeof(err)))) {
+		log_err(NULL, "%s", err);
+		goto out;
+	}
+	struct service sv = { rt, ctl };
+	if (watch_signals(e, &sv) < 0) {
+		log_err(NULL, "cannot watch signals");
+		goto out;
+	}
+	sd_event_set_watchdog(e, true);
+	sd_notify(0, "READY=1");
+	log_notice(NULL, "kleepd %s started: %zu merchants, %d workers, control socket %s", KLEEP_VERSION,
+		   n_merchants, workers, listen_fd >= 0 ? "from systemd" : sock);
+	r = sd_event_loop(e) < 0 ? 1 : 0;
+	log_notice(NULL, "stopped");
+out:
+	control_free(ctl);
+	if (rt && !runtime_stopping(rt)) {
+		runtime_stop(rt);
+		/* Jobs already running (reading mirrors) end before the pool goes. */
+		sd_event_loop(e);
+	}
+	runtime_free(rt);
+	sd_event_unref(e);
+	return r;
 }
 
 int main(int argc, char **argv)
@@ -194,15 +291,23 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	kleepd_core_dumps(false);
-	log_init(foreground || once || check);
-	if (check)
-		return check_config(config_path);
-	if (once)
-		return run_once(config_path, merchant, stream, full);
-	if (merchant || stream || full) {
+	if (!once && (merchant || stream || full)) {
 		usage(stderr);
 		return 2;
 	}
-	return runtime_main(config_path, foreground);
+	core_dumps(false);
+	log_init(foreground || once || check);
+	/* Process-wide set-up, before any thread (DESIGN.md §2): the libraries,
+	 * and the socket systemd passed (sd_listen_fds unsets LISTEN_*). */
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK || libssh2_init(0) != 0) {
+		fprintf(stderr, "kleepd: cannot initialize libcurl or libssh2\n");
+		return 1;
+	}
+	int listen_fd = !check && !once && sd_listen_fds(1) > 0 ? SD_LISTEN_FDS_START : -1;
+	int r = check ? check_config(config_path)
+		: once ? run_once(config_path, merchant, stream, full)
+		: serve(config_path, listen_fd);
+	libssh2_exit();
+	curl_global_cleanup();
+	return r;
 }

@@ -46,7 +46,7 @@ static void check_api(struct merchant *mr, atomic_bool *stop, json_t *report)
 	struct wshop_opts o = {
 		.api_url = mr->conf->wshop.api_url, .username = mr->conf->wshop.username,
 		.password_file = mr->conf->wshop.password_file, .profile = mr->profile,
-		.ratelimit = mr->ratelimit, .stop = stop,
+		.ratelimit = mr->shop.ratelimit, .tokens = mr->shop.tokens, .stop = stop,
 		.log = { mr->conf->id, "check", 0 },
 	};
 	struct wshop *w = wshop_new(&o);
@@ -256,12 +256,12 @@ static void conclude(const struct merchant_conf *m, json_t *report)
 			    json_boolean(json_array_size(json_object_get(report, "blocking")) == 0));
 }
 
-int check_run(const struct config *c, const struct merchant_conf *m, atomic_bool *stop,
-	      json_t **report)
+int check_run(const struct config *c, const struct merchant_conf *m, const struct merchant_shop *shop,
+	      atomic_bool *stop, json_t **report)
 {
 	struct merchant *mr;
 	char err[1024];
-	int r = merchant_open(c, m, &mr, err, sizeof(err));
+	int r = merchant_open(c, m, shop, &mr, err, sizeof(err));
 	*report = NULL;
 	if (r < 0)
 		return r;

@@ -7,6 +7,7 @@
 #include <jansson.h>
 
 #include "config.h"
+#include "merchant.h"
 
 /*
  * Probe merchant m as an operator onboarding it would: the WSHOP credentials,
@@ -23,8 +24,9 @@
  *    "readiness": [{"check", "count", "examples": [...], "message"}],   (warnings)
  *    "blocking": [{"item", "what_to_do"}]}
  * or a negative errno-style code when the merchant's mirror cannot be opened.
+ * shop: the merchant's shared rate cap and token (merchant_open), or NULL.
  */
-int check_run(const struct config *c, const struct merchant_conf *m, atomic_bool *stop,
-	      json_t **report);
+int check_run(const struct config *c, const struct merchant_conf *m, const struct merchant_shop *shop,
+	      atomic_bool *stop, json_t **report);
 
 #endif

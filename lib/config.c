@@ -50,14 +50,13 @@ static const uint64_t default_poll_sec[STREAM_COUNT] = {
 enum section {
 	SEC_NONE,    /* before the first header */
 	SEC_UNKNOWN, /* after a bad or unknown header: its keys are skipped quietly */
-	SEC_DAEMON, SEC_DEFAULTS, SEC_MERCHANT, SEC_WSHOP, SEC_SFTP, SEC_FIT,
+	SEC_DAEMON, SEC_DEFAULTS, SEC_MERCHANT, SEC_WSHOP, SEC_SFTP, SEC_FIT, SEC_CONTROL,
 	SEC_COUNT
 };
 
 static const char *const section_names[SEC_COUNT] = {
 	[SEC_DAEMON] = "daemon", [SEC_DEFAULTS] = "defaults", [SEC_MERCHANT] = "merchant",
-	[SEC_WSHOP] = "wshop", [SEC_SFTP] = "sftp",
-	[SEC_FIT] = "fit",
+	[SEC_WSHOP] = "wshop", [SEC_SFTP] = "sftp", [SEC_FIT] = "fit", [SEC_CONTROL] = "control",
 };
 
 /* State shared by every file of one config_load(). */
@@ -414,13 +413,13 @@ static void section_begin(struct pfile *pf, const char *name)
 		perr(pf, pf->line, "unknown section [%s] in the main file "
 			"(merchant settings go in merchants.d/NAME.conf)", name);
 		sec = SEC_UNKNOWN;
-	} else if (!pf->is_main && (sec == SEC_DAEMON || sec == SEC_DEFAULTS)) {
+	} else if (!pf->is_main && (sec == SEC_DAEMON || sec == SEC_DEFAULTS || sec == SEC_CONTROL)) {
 		perr(pf, pf->line, "unknown section [%s] in a merchant file "
 			"(it belongs in the main file)", name);
 		sec = SEC_UNKNOWN;
 	} else if (sec == SEC_UNKNOWN) {
 		perr(pf, pf->line, "unknown section [%s] (expected %s)", name,
-			pf->is_main ? "[daemon] or [defaults]" : "[merchant], [wshop], [sftp] or [fit]");
+			pf->is_main ? "[daemon], [defaults] or [control]" : "[merchant], [wshop], [sftp] or [fit]");
 	} else if (pf->sec_line[sec]) {
 		perr(pf, pf->line, "section [%s] appears twice (first at line %d)",
 			name, pf->sec_line[sec]);
@@ -582,6 +581,15 @@ static void daemon_key(struct pfile *pf, const char *key, const char *v)
 		else
 			d->log_level = level;
 	} else
+		unknown_key(pf, key);
+}
+
+/* [control]: who may change things through the control socket. */
+static void control_key(struct pfile *pf, const char *key, const char *v)
+{
+	if (strcmp(key, "admin_group") == 0)
+		set_word(pf, key, v, &pf->ld->c->daemon.admin_group);
+	else
 		unknown_key(pf, key);
 }
 
@@ -867,6 +875,7 @@ static int config_handler(void *user, const char *section, const char *name, con
 	switch (pf->sec) {
 	case SEC_DAEMON: daemon_key(pf, name, value); break;
 	case SEC_DEFAULTS: defaults_key(pf, name, value); break;
+	case SEC_CONTROL: control_key(pf, name, value); break;
 	case SEC_MERCHANT: merchant_key(pf, name, value); break;
 	case SEC_WSHOP: wshop_key(pf, name, value); break;
 	case SEC_SFTP: sftp_key(pf, name, value); break;
@@ -1128,6 +1137,7 @@ static void daemon_defaults(struct loader *ld, struct daemon_conf *d)
 	d->state_dir = xstrdup(ld, "/var/lib/kleep");
 	d->runtime_dir = xstrdup(ld, "/run/kleep");
 	d->profile_dir = xstrdup(ld, KLEEP_DATADIR "/profiles");
+	d->admin_group = xstrdup(ld, "kleep-admin");
 	d->workers = 4;
 	d->log_level = LOG_INFO;
 	for (int s = 0; s < STREAM_COUNT; s++)
@@ -1195,6 +1205,7 @@ void config_free(struct config *c)
 	free(c->daemon.state_dir);
 	free(c->daemon.runtime_dir);
 	free(c->daemon.profile_dir);
+	free(c->daemon.admin_group);
 	free(c->path);
 	free(c->dir);
 	free(c);

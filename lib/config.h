@@ -78,6 +78,7 @@ struct daemon_conf {
 	int workers;         /* 1..64, default 4 */
 	int log_level;       /* syslog priority, default LOG_INFO */
 	char *profile_dir;   /* where named profiles live, default KLEEP_DATADIR "/profiles" */
+	char *admin_group;   /* [control] admin_group: may change things, default kleep-admin */
 	uint64_t poll_usec[STREAM_COUNT]; /* [defaults] poll_<stream> */
 	uint64_t lookback_usec;           /* [defaults] lookback, default 10m */
 	uint64_t full_every_usec;         /* [defaults] full_every: re-read incremental streams

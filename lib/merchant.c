@@ -13,8 +13,26 @@
 #include "source.h"
 #include "tstamp.h"
 
-int merchant_open(const struct config *c, const struct merchant_conf *m, struct merchant **out,
-		  char *err, size_t errlen)
+int merchant_shop_init(struct merchant_shop *sh, const struct merchant_conf *m)
+{
+	sh->ratelimit = wshop_ratelimit_new(m->has_wshop ? m->wshop.rate_limit : 0);
+	sh->tokens = token_cache_new();
+	if (sh->ratelimit && sh->tokens)
+		return 0;
+	merchant_shop_clear(sh);
+	return -ENOMEM;
+}
+
+void merchant_shop_clear(struct merchant_shop *sh)
+{
+	wshop_ratelimit_free(sh->ratelimit);
+	token_cache_free(sh->tokens);
+	sh->ratelimit = NULL;
+	sh->tokens = NULL;
+}
+
+int merchant_open(const struct config *c, const struct merchant_conf *m,
+		  const struct merchant_shop *shop, struct merchant **out, char *err, size_t errlen)
 {
 	struct merchant *mr = calloc(1, sizeof(*mr));
 	int r;
@@ -65,11 +83,14 @@ int merchant_open(const struct config *c, const struct merchant_conf *m, struct 
 		free(buf);
 		if (r < 0)
 			goto fail;
-		mr->ratelimit = wshop_ratelimit_new(m->wshop.rate_limit);
-		if (!mr->ratelimit) {
-			r = -ENOMEM;
-			goto fail;
-		}
+	}
+	if (shop) {
+		mr->shop = *shop;
+	} else if ((r = merchant_shop_init(&mr->shop, m)) < 0) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	} else {
+		mr->own_shop = true;
 	}
 	/* The views read these; a mirror that cannot take them still syncs. */
 	char why[512];
@@ -90,7 +111,8 @@ void merchant_close(struct merchant *mr)
 		return;
 	store_close(mr->st);
 	profile_free(mr->profile);
-	wshop_ratelimit_free(mr->ratelimit);
+	if (mr->own_shop)
+		merchant_shop_clear(&mr->shop);
 	explicit_bzero(mr->pii_key, sizeof(mr->pii_key));
 	free(mr);
 }
@@ -207,7 +229,8 @@ static int run_sync(struct merchant *mr, enum stream s, bool full, atomic_bool *
 		.username = mr->conf->wshop.username,
 		.password_file = mr->conf->wshop.password_file,
 		.profile = mr->profile,
-		.ratelimit = mr->ratelimit,
+		.ratelimit = mr->shop.ratelimit,
+		.tokens = mr->shop.tokens,
 		.stop = stop,
 		.log = { mr->conf->id, stream_name(s), 0 },
 	};

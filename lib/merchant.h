@@ -12,12 +12,27 @@
 #include "sync.h"
 #include "wshop.h"
 
+/*
+ * What every job of one merchant shares with the others: the shop's request
+ * rate cap and its API token (both thread-safe).  The runtime owns one per
+ * merchant; --once and tests let merchant_open make the merchant's own.
+ */
+struct merchant_shop {
+	struct wshop_ratelimit *ratelimit;
+	struct token_cache *tokens;
+};
+
+/* A shop for merchant m's settings; 0, or -ENOMEM with nothing left to free. */
+int merchant_shop_init(struct merchant_shop *sh, const struct merchant_conf *m);
+void merchant_shop_clear(struct merchant_shop *sh);
+
 struct merchant {
 	const struct merchant_conf *conf; /* borrowed: the config must outlive the merchant */
 	const struct daemon_conf *daemon; /* borrowed likewise */
 	struct store *st;                 /* owned; used by one job at a time */
 	struct profile *profile;          /* owned; NULL for an SFTP-only merchant */
-	struct wshop_ratelimit *ratelimit;/* owned; shared by this merchant's clients */
+	struct merchant_shop shop;        /* borrowed from the caller, or owned when own_shop */
+	bool own_shop;
 	unsigned char pii_key[PII_KEY_LEN];
 	char db_path[4096];
 };
@@ -33,13 +48,15 @@ struct merchant_result {
 
 /*
  * Open merchant m of config c: the database <state_dir>/<id>.db (created and
- * migrated), the profile, the installation's hash key.  The caller owns
- * *out (merchant_close).  A negative errno-style code on failure, with err
- * naming the file and the problem: -EINVAL for the profile, else the errno
- * of the state folder, pii.key or the mirror (-ENOSPC, -EROFS, -EBADMSG ...).
+ * migrated), the profile, the installation's hash key.  shop: the merchant's
+ * shared rate cap and token (borrowed: it must outlive the merchant), or NULL
+ * for a shop of this merchant's own.  The caller owns *out (merchant_close).
+ * A negative errno-style code on failure, with err naming the file and the problem:
+ * -EINVAL for the profile, else the errno of the state folder, pii.key or the
+ * mirror (-ENOSPC, -EROFS, -EBADMSG ...).
  */
-int merchant_open(const struct config *c, const struct merchant_conf *m, struct merchant **out,
-		  char *err, size_t errlen);
+int merchant_open(const struct config *c, const struct merchant_conf *m,
+		  const struct merchant_shop *shop, struct merchant **out, char *err, size_t errlen);
 /* The class of a merchant_open failure: config, storage (or transient: memory). */
 enum errclass merchant_open_class(int rc);
 void merchant_close(struct merchant *mr);

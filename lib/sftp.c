@@ -11,7 +11,6 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,14 +35,6 @@ struct sftp {
 	int io_timeout_ms;
 	char where[300]; /* "host port N", for messages */
 };
-
-static pthread_once_t init_once = PTHREAD_ONCE_INIT;
-static int init_rc;
-
-static void init_libssh2(void)
-{
-	init_rc = libssh2_init(0);
-}
 
 const char *sftp_error_name(int e)
 {
@@ -379,11 +370,7 @@ int sftp_connect(const struct sftp_opts *o, struct sftp **out, char *err, size_t
 	char pinned[200];
 
 	*out = NULL;
-	pthread_once(&init_once, init_libssh2);
-	if (init_rc != 0) {
-		snprintf(err, errlen, "cannot initialize libssh2");
-		return SFTP_ENOMEM;
-	}
+	/* libssh2_init is main's, before any thread (DESIGN.md §2). */
 	if (!o->host || !*o->host) {
 		snprintf(err, errlen, "no SFTP host set");
 		return SFTP_ECONFIG;

@@ -58,7 +58,8 @@ struct sftp;
  * start SFTP.  On success *out is owned by the caller (sftp_close).  On
  * failure *out is NULL and err holds a sentence for a person naming host and
  * port (and, for a refused host key, the key's SHA256 fingerprint); it never
- * holds a secret.
+ * holds a secret.  The program calls libssh2_init() in main, before any
+ * thread, and libssh2_exit() at exit.
  */
 int sftp_connect(const struct sftp_opts *opts, struct sftp **out, char *err, size_t errlen);
 

@@ -250,6 +250,7 @@ struct wshop {
 	char *api_url, *username, *password_file;
 	const struct profile *profile;
 	struct wshop_ratelimit *ratelimit;
+	struct token_cache *tokens;
 	atomic_bool *stop;
 	struct log_ctx log;
 
@@ -267,15 +268,6 @@ struct wshop {
 	long last_status;
 	struct wshop_stats stats;
 };
-
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static CURLcode curl_init_rc;
-
-/* curl_global_init is not thread-safe on every libcurl; run it exactly once. */
-static void curl_init_once(void)
-{
-	curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
-}
 
 static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud)
 {
@@ -334,9 +326,7 @@ struct wshop *wshop_new(const struct wshop_opts *o)
 	struct wshop *w = calloc(1, sizeof(*w));
 	if (!w)
 		return NULL;
-	pthread_once(&curl_once, curl_init_once);
-	if (curl_init_rc != CURLE_OK)
-		goto fail;
+	/* curl_global_init is main's, before any thread (DESIGN.md §2). */
 	w->api_url = strdup(o->api_url ? o->api_url : "");
 	w->username = strdup(o->username ? o->username : "");
 	w->password_file = strdup(o->password_file ? o->password_file : "");
@@ -345,6 +335,7 @@ struct wshop *wshop_new(const struct wshop_opts *o)
 		goto fail;
 	w->profile = o->profile;
 	w->ratelimit = o->ratelimit;
+	w->tokens = o->tokens;
 	w->stop = o->stop;
 	w->log = o->log;
 	w->rng = (uint64_t)mono_ms() ^ (uint64_t)(uintptr_t)w ^ ((uint64_t)getpid() << 32);
@@ -770,6 +761,20 @@ static int64_t backoff_ms(struct wshop *w, int attempt)
 
 static enum errclass authenticate(struct wshop *w);
 
+/* The merchant's token when another client of the shop holds a live one: one
+ * authentication serves every job of the merchant until its renewal time. */
+static bool adopt_token(struct wshop *w)
+{
+	time_t renew_at = 0;
+	char *t = token_cache_get(w->tokens, time(NULL), &renew_at);
+	if (!t)
+		return false;
+	drop_token(w);
+	w->token = t;
+	w->renew_at = renew_at;
+	return true;
+}
+
 /*
  * One request with the retry policy of DESIGN.md §3.  is_auth: this is the
  * authenticate call (no token; 401/403/success:false mean bad credentials).
@@ -789,7 +794,8 @@ static enum errclass request(struct wshop *w, const char *path, json_t *params, 
 	for (int n = 1;; n++) {
 		if (stop_raised(w->stop))
 			goto stopped;
-		if (!is_auth && (!w->token || (w->renew_at && time(NULL) >= w->renew_at))) {
+		if (!is_auth && (!w->token || (w->renew_at && time(NULL) >= w->renew_at)) &&
+		    !adopt_token(w)) {
 			enum errclass e = authenticate(w);
 			if (e != ERRC_NONE)
 				return e;
@@ -821,6 +827,7 @@ static enum errclass request(struct wshop *w, const char *path, json_t *params, 
 				/* The token may have been revoked or expired early: one fresh one. */
 				reauthed = true;
 				log_msg(LOG_NOTICE, &w->log, NULL, "%s; authenticating again", what);
+				token_cache_drop(w->tokens, w->token);
 				drop_token(w);
 				n--;
 				continue;
@@ -928,6 +935,7 @@ static enum errclass authenticate(struct wshop *w)
 		goto out;
 	}
 	w->renew_at = renew_time(w->token, time(NULL));
+	token_cache_put(w->tokens, w->token, w->renew_at);
 	log_msg(LOG_DEBUG, &w->log, NULL, "authenticated at %s%s", p->auth_path,
 		w->renew_at ? "" : " (token without exp: kept until a 401)");
 out:

@@ -12,6 +12,7 @@
 #include "log.h"
 #include "profile.h"
 #include "stream.h"
+#include "token.h"
 
 
 /* A request-rate cap shared by every client of one merchant; thread-safe. */
@@ -27,6 +28,7 @@ struct wshop_opts {
 	const char *password_file;  /* read at each authentication, never kept nor logged */
 	const struct profile *profile; /* borrowed; must outlive the client */
 	struct wshop_ratelimit *ratelimit; /* borrowed; may be NULL */
+	struct token_cache *tokens; /* borrowed; may be NULL: the merchant's token, shared */
 	atomic_bool *stop;          /* borrowed; may be NULL; checked between retries and during transfers */
 	struct log_ctx log;         /* borrowed strings; for log lines */
 };
@@ -41,7 +43,8 @@ struct wshop_stats {
 
 struct wshop;
 
-/* A client with its own curl handle (keep-alive).  NULL on out-of-memory. */
+/* A client with its own curl handle (keep-alive).  NULL on out-of-memory.
+ * The program calls curl_global_init() in main, before any thread, and its cleanup at exit. */
 struct wshop *wshop_new(const struct wshop_opts *o);
 void wshop_free(struct wshop *w);
 

@@ -43,7 +43,7 @@ static void test_open_makes_mirror_and_key(void **state)
 	struct config *c = load(dir, both);
 	free(both);
 	struct merchant *mr;
-	assert_int_equal(merchant_open(c, &c->merchants[0], &mr, err, sizeof(err)), 0);
+	assert_int_equal(merchant_open(c, &c->merchants[0], NULL, &mr, err, sizeof(err)), 0);
 	/* The state folder and the mirror exist, migrated; the key is private. */
 	char path[4096];
 	struct stat sb;
@@ -64,7 +64,7 @@ static void test_open_makes_mirror_and_key(void **state)
 	merchant_close(mr);
 
 	/* Opened again: the same key (customer hashes stay stable). */
-	assert_int_equal(merchant_open(c, &c->merchants[0], &mr, err, sizeof(err)), 0);
+	assert_int_equal(merchant_open(c, &c->merchants[0], NULL, &mr, err, sizeof(err)), 0);
 	assert_memory_equal(key, mr->pii_key, sizeof(key));
 	merchant_close(mr);
 	config_free(c);
@@ -77,7 +77,7 @@ static void test_sftp_only_has_no_api_streams(void **state)
 	char *dir = unit_tmpdir(), err[1024];
 	struct config *c = load(dir, SFTP);
 	struct merchant *mr;
-	assert_int_equal(merchant_open(c, &c->merchants[0], &mr, err, sizeof(err)), 0);
+	assert_int_equal(merchant_open(c, &c->merchants[0], NULL, &mr, err, sizeof(err)), 0);
 	assert_null(mr->profile);
 	assert_false(merchant_has_stream(mr, STREAM_PRODUCTS));
 	assert_true(merchant_has_stream(mr, STREAM_SFTP));
@@ -102,7 +102,7 @@ static void test_unreachable_shop_fails_transient(void **state)
 	struct config *c = load(dir, w);
 	free(w);
 	struct merchant *mr;
-	assert_int_equal(merchant_open(c, &c->merchants[0], &mr, err, sizeof(err)), 0);
+	assert_int_equal(merchant_open(c, &c->merchants[0], NULL, &mr, err, sizeof(err)), 0);
 	struct merchant_result res;
 	assert_true(merchant_run(mr, STREAM_ORDERS, false, NULL, NULL, &res) < 0);
 	assert_string_equal(res.outcome, "failed");
@@ -126,7 +126,7 @@ static void test_moved_source_refused_before_any_request(void **state)
 	free(w);
 	struct merchant *mr;
 	struct merchant_result res;
-	assert_int_equal(merchant_open(c, &c->merchants[0], &mr, err, sizeof(err)), 0);
+	assert_int_equal(merchant_open(c, &c->merchants[0], NULL, &mr, err, sizeof(err)), 0);
 	/* The first run binds the mirror to the shop on port 9 (and fails: nothing listens). */
 	assert_true(merchant_run(mr, STREAM_ORDERS, false, NULL, NULL, &res) < 0);
 	assert_string_equal(res.error_class, "transient");
@@ -137,7 +137,7 @@ static void test_moved_source_refused_before_any_request(void **state)
 	free(c->merchants[0].wshop.api_url);
 	c->merchants[0].wshop.api_url = strdup("http://127.0.0.1:10/api");
 	c->merchants[0].environment = ENV_PREPROD;
-	assert_int_equal(merchant_open(c, &c->merchants[0], &mr, err, sizeof(err)), 0);
+	assert_int_equal(merchant_open(c, &c->merchants[0], NULL, &mr, err, sizeof(err)), 0);
 	assert_int_equal(merchant_run(mr, STREAM_ORDERS, false, NULL, NULL, &res), -EXDEV);
 	assert_int_equal(res.requests, 0);
 	assert_string_equal(res.outcome, "failed");
@@ -163,7 +163,7 @@ static void test_missing_profile_is_refused(void **state)
 	struct config *c = load(dir, w);
 	free(w);
 	struct merchant *mr;
-	assert_true(merchant_open(c, &c->merchants[0], &mr, err, sizeof(err)) < 0);
+	assert_true(merchant_open(c, &c->merchants[0], NULL, &mr, err, sizeof(err)) < 0);
 	assert_null(mr);
 	assert_non_null(strstr(err, "nosuch"));
 	config_free(c);

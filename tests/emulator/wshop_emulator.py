@@ -279,6 +279,7 @@ class Stats:
     def reset(self):
         with self.lock:
             self.requests = {}
+            self.times = []  # (wall time, action) of each request, for rate tests
             self.responses = {}
             self.records_served = {stream: 0 for stream in STREAMS}
             self.total = 0
@@ -287,6 +288,8 @@ class Stats:
         with self.lock:
             self.requests[action] = self.requests.get(action, 0) + 1
             self.total += 1
+            if len(self.times) < 100000:
+                self.times.append((time.time(), action))
 
     def response(self, status):
         with self.lock:
@@ -299,6 +302,7 @@ class Stats:
     def snapshot(self):
         with self.lock:
             return {"requests": dict(self.requests), "records_served": dict(self.records_served),
+                    "times": list(self.times),
                     "total_requests": self.total, "responses": dict(self.responses)}
 
 

@@ -96,8 +96,10 @@ def add_merchant_file(folder, merchant, extra=None):
 class Daemon:
     """`kleepd -f -c CONF` in the background; `with Daemon(conf, sock) as d:` (always stopped)."""
 
-    def __init__(self, conf, sock, env=None, extra_env=None):
+    def __init__(self, conf, sock, env=None, extra_env=None, prefix=()):
+        """prefix: a command that runs kleepd, e.g. setpriv as another user."""
         self.conf, self.sock = conf, sock
+        self.prefix = list(prefix)
         self.env = dict(os.environ if env is None else env)
         for k in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID"):
             if env is None:
@@ -109,7 +111,7 @@ class Daemon:
 
     def start(self, wait_socket=True, timeout=20):
         self._err = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen([KLEEPD, "-f", "-c", self.conf], stdin=subprocess.DEVNULL,
+        self.proc = subprocess.Popen(self.prefix + [KLEEPD, "-f", "-c", self.conf], stdin=subprocess.DEVNULL,
                                      stdout=self._err, stderr=self._err, env=self.env)
         self.t0 = time.monotonic()
         if wait_socket and not wait_until(lambda: self.reachable() or self.proc.poll() is not None,

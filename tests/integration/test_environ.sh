@@ -71,5 +71,13 @@ else
 	fi
 fi
 
+# ... and main calls it, before the pool starts: not the runtime or the control socket.
+if grep -q 'sd_listen_fds(1)' daemon/kleepd.c && ! grep -q 'sd_listen_fds' daemon/control.c daemon/runtime.c \
+	daemon/sched.c daemon/job.c; then
+	ok "sd_listen_fds is main's, not the runtime's or the control socket's"
+else
+	bad "sd_listen_fds is not called from main alone"
+fi
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
