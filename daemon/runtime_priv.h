@@ -59,6 +59,7 @@ struct stream_rt {
 	struct wlist waiters;        /* sync --wait for a run not started yet: moved to its job */
 	struct outcome last;
 	int64_t runs, errors, last_run_id;
+	int64_t files_rejected;      /* the SFTP scan's, since kleepd started */
 	double last_duration_s;
 };
 

@@ -197,6 +197,7 @@ static void sync_done(struct runtime *rt, struct mstate *ms, struct job *job)
 
 	sync_outcome(st, job, !ok && !stopped);
 	st->runs++;
+	st->files_rejected += job->res.files_rejected;
 	st->last_run_id = job->res.run_id;
 	st->last_duration_s = (double)(job->finished_usec - job->started_usec) / 1e6;
 	if (!ok && !stopped)

@@ -195,11 +195,12 @@ json_t *runtime_status_head(struct runtime *rt)
 /* One per-stream family; value() false when the stream has no sample of it. */
 struct family {
 	const char *name, *type, *help;
-	bool (*value)(const struct stream_rt *st, double *v);
+	bool (*value)(const struct stream_rt *st, enum stream s, double *v);
 };
 
-static bool v_last_success(const struct stream_rt *st, double *v)
+static bool v_last_success(const struct stream_rt *st, enum stream s, double *v)
 {
+	(void)s;
 	time_t t;
 	if (!st->last.last_success[0] || tstamp_parse(st->last.last_success, &t) < 0)
 		return false; /* never succeeded: no sample, rather than 0 (1970) */
@@ -207,11 +208,24 @@ static bool v_last_success(const struct stream_rt *st, double *v)
 	return true;
 }
 
-static bool v_rows(const struct stream_rt *st, double *v) { *v = (double)st->last.rows_total; return true; }
-static bool v_runs(const struct stream_rt *st, double *v) { *v = (double)st->runs; return true; }
-static bool v_errors(const struct stream_rt *st, double *v) { *v = (double)st->errors; return true; }
-static bool v_duration(const struct stream_rt *st, double *v) { *v = st->last_duration_s; return true; }
-static bool v_unauthorized(const struct stream_rt *st, double *v) { *v = st->last.unauthorized; return true; }
+static bool v_rows(const struct stream_rt *st, enum stream s, double *v) { (void)s; *v = (double)st->last.rows_total; return true; }
+static bool v_runs(const struct stream_rt *st, enum stream s, double *v) { (void)s; *v = (double)st->runs; return true; }
+static bool v_errors(const struct stream_rt *st, enum stream s, double *v) { (void)s; *v = (double)st->errors; return true; }
+static bool v_duration(const struct stream_rt *st, enum stream s, double *v) { (void)s; *v = st->last_duration_s; return true; }
+static bool v_unauthorized(const struct stream_rt *st, enum stream s, double *v) { (void)s; *v = st->last.unauthorized; return true; }
+
+static bool v_interval(const struct stream_rt *st, enum stream s, double *v)
+{
+	(void)s;
+	*v = (double)st->interval_usec / 1e6;
+	return true;
+}
+
+static bool v_files_rejected(const struct stream_rt *st, enum stream s, double *v)
+{
+	*v = (double)st->files_rejected;
+	return s == STREAM_SFTP;
+}
 
 static const struct family families[] = {
 	{ "kleep_last_success_timestamp_seconds", "gauge", "When the stream last synced whole.", v_last_success },
@@ -220,6 +234,9 @@ static const struct family families[] = {
 	{ "kleep_errors", "counter", "Failed runs since kleepd started.", v_errors },
 	{ "kleep_last_run_duration_seconds", "gauge", "Duration of the last run.", v_duration },
 	{ "kleep_unauthorized", "gauge", "1 when the API user may not call the stream's endpoint.", v_unauthorized },
+	{ "kleep_interval_seconds", "gauge", "How often the stream runs.", v_interval },
+	{ "kleep_sftp_files_rejected", "counter", "CSV files the SFTP scan refused whole since kleepd started.",
+	  v_files_rejected },
 };
 
 /*
@@ -260,7 +277,7 @@ char *runtime_metrics(struct runtime *rt, bool openmetrics)
 			const struct mstate *ms = rt->ms[i];
 			for (int s = 0; s < STREAM_COUNT && !ms->removed; s++) {
 				double v;
-				if (ms->s[s].enabled && fam->value(&ms->s[s], &v))
+				if (ms->s[s].enabled && fam->value(&ms->s[s], s, &v))
 					fprintf(f, "%s%s{merchant=\"%s\",stream=\"%s\"} %.15g\n", fam->name,
 						suffix, ms->id, stream_name(s), v);
 			}

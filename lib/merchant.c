@@ -137,6 +137,7 @@ static int run_scan(struct merchant *mr, atomic_bool *stop, struct merchant_resu
 	res->run_id = sr.run_id;
 	res->rows_in = res->rows_changed = sr.rows;
 	res->pages = sr.files_applied;
+	res->files_rejected = sr.files_rejected;
 	res->error_class = r == 0 ? NULL : sr.error_class;
 	res->outcome = r == 0 ? "success" : r == -EAGAIN ? "interrupted" : "failed";
 	snprintf(res->message, sizeof(res->message), "%s", r == 0 ? "" : sr.error);

@@ -43,6 +43,7 @@ struct merchant_result {
 	const char *error_class;  /* errclass_name(): NULL on success */
 	int errnum;               /* the failure's errno where there is one (ENOSPC...), else 0 */
 	int64_t run_id, pages, rows_in, rows_changed, requests;
+	int64_t files_rejected;   /* an SFTP scan's CSV files refused whole */
 	char message[2048];  /* names both sources when a mismatch stops a run */
 };
 

@@ -249,6 +249,11 @@ def test_metrics(c):
             c.check("metrics: no '# EOF' in the Prometheus text", "# EOF" not in text, text[-300:])
             c.check("metrics: the synced stream has its last-success sample",
                     'kleep_last_success_timestamp_seconds{merchant="shop",stream="orders"}' in text, text)
+            # What the example alerting rules (examples/prometheus) divide by and count.
+            c.check("metrics: each stream's interval, as configured (1h)",
+                    'kleep_interval_seconds{merchant="shop",stream="orders"} 3600\n' in text, text)
+            c.check("metrics: no SFTP rejected-files counter for a merchant without [sftp]",
+                    "kleep_sftp_files_rejected_total{" not in text, text)
             om = d.ctl("metrics", "--openmetrics").out
             c.check("metrics: --openmetrics ends with # EOF and types counters by family",
                     om.rstrip().endswith("# EOF") and "# TYPE kleep_runs counter" in om, om[-600:])
