@@ -26,7 +26,7 @@ Q     := $(if $(V),,@)
 DEB_PACKAGES := build-essential pkg-config python3 sqlite3 tzdata \
 	libcurl4-openssl-dev libjansson-dev libssh2-1-dev libsqlite3-dev libsystemd-dev \
 	libinih-dev libcsv-dev libcmocka-dev libssl-dev openssh-server openssh-client systemd \
-	mandoc shellcheck prometheus
+	mandoc shellcheck prometheus gdb
 PACKAGING    := debhelper dpkg-dev lintian mmdebstrap
 PKGS := libcurl jansson libssh2 sqlite3 libsystemd inih libcrypto
 
