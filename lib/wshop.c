@@ -16,6 +16,7 @@
 
 #include <curl/curl.h>
 
+#include "buf.h"
 #include "wshop.h"
 
 #define WSHOP_BODY_MAX     (64u << 20) /* bytes of one reply body; more is a bad reply */
@@ -240,12 +241,6 @@ char *wshop_join_url(const char *api_url, const char *base_path, const char *pat
 
 /* ---- the client --------------------------------------------------------- */
 
-struct buf {
-	char *data;
-	size_t len, cap;
-	bool too_big;
-};
-
 struct wshop {
 	char *api_url, *username, *password_file;
 	const struct profile *profile;
@@ -255,7 +250,8 @@ struct wshop {
 
 	CURL *curl;
 	char curl_err[CURL_ERROR_SIZE];
-	struct buf body;
+	struct buf body;        /* the reply being received, capped at WSHOP_BODY_MAX */
+	bool body_too_big;      /* the reply passed WSHOP_BODY_MAX */
 	char retry_after[128];  /* the last reply's Retry-After header, "" when none */
 
 	char *token;            /* NULL until authenticated; zeroed before free */
@@ -279,27 +275,14 @@ static void curl_init_once(void)
 
 static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud)
 {
-	struct buf *b = ud;
+	struct wshop *w = ud;
 	size_t n = size * nmemb;
+	int r = buf_add(&w->body, ptr, n);
 
-	if (n > WSHOP_BODY_MAX - b->len) {
-		b->too_big = true;
-		return 0;
-	}
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 16384;
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		char *d = realloc(b->data, cap);
-		if (!d)
-			return 0;
-		b->data = d;
-		b->cap = cap;
-	}
-	memcpy(b->data + b->len, ptr, n);
-	b->len += n;
-	b->data[b->len] = 0;
-	return n;
+	if (r == -EMSGSIZE)
+		w->body_too_big = true;
+	/* Fewer bytes than offered ends the transfer with CURLE_WRITE_ERROR. */
+	return r < 0 ? 0 : n;
 }
 
 static size_t on_header(char *ptr, size_t size, size_t nmemb, void *ud)
@@ -341,6 +324,7 @@ struct wshop *wshop_new(const struct wshop_opts *o)
 	w->username = strdup(o->username ? o->username : "");
 	w->password_file = strdup(o->password_file ? o->password_file : "");
 	w->curl = curl_easy_init();
+	buf_init(&w->body, WSHOP_BODY_MAX);
 	if (!w->api_url || !w->username || !w->password_file || !w->curl)
 		goto fail;
 	w->profile = o->profile;
@@ -359,7 +343,7 @@ struct wshop *wshop_new(const struct wshop_opts *o)
 	curl_easy_setopt(c, CURLOPT_TIMEOUT, w->profile->request_timeout_s);
 	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, &w->body);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, w);
 	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(c, CURLOPT_HEADERDATA, w);
 	curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
@@ -390,7 +374,7 @@ void wshop_free(struct wshop *w)
 	drop_token(w);
 	if (w->curl)
 		curl_easy_cleanup(w->curl);
-	free(w->body.data);
+	buf_free(&w->body);
 	free(w->api_url);
 	free(w->username);
 	free(w->password_file);
@@ -529,13 +513,13 @@ static void take_message(const struct wshop *w, json_t *reply, struct attempt *a
 	a->msg[i] = 0;
 }
 
-static enum outcome curl_outcome(CURLcode rc, const struct buf *b)
+static enum outcome curl_outcome(CURLcode rc, bool too_big)
 {
 	switch (rc) {
 	case CURLE_ABORTED_BY_CALLBACK:
 		return OUT_STOPPED;
 	case CURLE_WRITE_ERROR:
-		return b->too_big ? OUT_BAD : OUT_RETRY;
+		return too_big ? OUT_BAD : OUT_RETRY;
 	case CURLE_URL_MALFORMAT:
 	case CURLE_UNSUPPORTED_PROTOCOL:
 	case CURLE_PEER_FAILED_VERIFICATION:
@@ -640,10 +624,8 @@ static void attempt_once(struct wshop *w, const char *path, json_t *params, bool
 	curl_easy_setopt(c, CURLOPT_URL, full ? full : url);
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
 
-	w->body.len = 0;
-	w->body.too_big = false;
-	if (w->body.data)
-		w->body.data[0] = 0;
+	buf_reset(&w->body);
+	w->body_too_big = false;
 	w->retry_after[0] = 0;
 	w->curl_err[0] = 0;
 	w->stats.requests++;
@@ -665,7 +647,7 @@ static void attempt_once(struct wshop *w, const char *path, json_t *params, bool
 	curl_easy_setopt(c, CURLOPT_POSTFIELDS, NULL);
 
 	if (rc != CURLE_OK) {
-		a->out = curl_outcome(rc, &w->body);
+		a->out = curl_outcome(rc, w->body_too_big);
 		if (a->out == OUT_BAD)
 			snprintf(a->why, sizeof(a->why), "reply larger than %u MiB", WSHOP_BODY_MAX >> 20);
 		else
@@ -734,8 +716,8 @@ out:
 	if (auth_hdr)
 		explicit_bzero(auth_hdr, strlen(auth_hdr));
 	/* The reply to authenticate holds the token; do not leave it in the buffer. */
-	if (secret && w->body.data)
-		explicit_bzero(w->body.data, w->body.len);
+	if (secret)
+		buf_wipe(&w->body);
 	curl_slist_free_all(hdrs);
 	free(auth_hdr);
 	free(body);
