@@ -13,6 +13,7 @@
 
 #include "buf.h"
 #include "wshop.h"
+#include "wshop_reply.h"
 
 #define EMULATOR "tests/emulator/wshop_emulator.py"
 #define PYTHON "/usr/bin/python3"
