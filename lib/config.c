@@ -246,11 +246,8 @@ static void languages_key(struct pfile *pf, const char *v)
 		char lang[8];
 		size_t len;
 
-		while (p < end && isspace((unsigned char)*p))
-			p++;
 		len = (size_t)(end - p);
-		while (len > 0 && isspace((unsigned char)p[len - 1]))
-			len--;
+		config_trim(&p, &len);
 		if (len == 0) {
 			config_perr(pf, pf->line, "languages: empty entry in '%s'", v);
 			bad = true;

@@ -97,6 +97,8 @@ bool config_parse_int(const char *s, long lo, long hi, int *out);
 bool config_parse_decimal(const char *s, double *out);
 /* "a.b_c" names a key path in the profile JSON: dot-separated words. */
 bool config_profile_path_valid(const char *p);
+/* *s (*n bytes) without the blanks at either end. */
+void config_trim(const char **s, size_t *n);
 /* Whether a URL carries user-info ("user:pw@"), which must never be printed. */
 bool config_url_has_userinfo(const char *v);
 

@@ -79,11 +79,8 @@ static bool header_line(struct pfile *pf, const char *str)
 		pf->sec = SEC_UNKNOWN; /* its keys would only add confusing errors */
 		return false;
 	}
-	while (a < end && isspace((unsigned char)*a))
-		a++;
 	n = (size_t)(end - a);
-	while (n > 0 && isspace((unsigned char)a[n - 1]))
-		n--;
+	config_trim(&a, &n);
 	if (n >= sizeof(name))
 		n = sizeof(name) - 1;
 	memcpy(name, a, n);

@@ -122,3 +122,11 @@ bool config_url_has_userinfo(const char *v)
 	size_t n = strcspn(a, "/?#");
 	return memchr(a, '@', n) != NULL;
 }
+
+void config_trim(const char **s, size_t *n)
+{
+	while (*n > 0 && isspace((unsigned char)**s))
+		(*s)++, (*n)--;
+	while (*n > 0 && isspace((unsigned char)(*s)[*n - 1]))
+		(*n)--;
+}

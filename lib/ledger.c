@@ -109,27 +109,29 @@ int ledger_look(struct store *st, const struct ledger_file *f, struct ledger_vie
 	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -EIO;
 }
 
-int ledger_current(struct store *st, const struct ledger_file *f)
+/* Run sql with f's path, size and mtime as ?1, ?2, ?3, and reason (when not NULL) as ?4. */
+static int update_version(struct store *st, const char *sql, const struct ledger_file *f,
+			  const char *reason)
 {
-	sqlite3_stmt *u = store_stmt(st, SQL_FILE_CURRENT);
-	if (!u)
-		return -EIO;
-	sqlite3_bind_text(u, 1, f->path, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(u, 2, (int64_t)f->size);
-	sqlite3_bind_text(u, 3, f->mtime, -1, SQLITE_STATIC);
-	return step_done(u);
-}
-
-int ledger_same(struct store *st, const struct ledger_file *f, const char *reason)
-{
-	sqlite3_stmt *s = store_stmt(st, SQL_FILE_SAME);
+	sqlite3_stmt *s = store_stmt(st, sql);
 	if (!s)
 		return -EIO;
 	sqlite3_bind_text(s, 1, f->path, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 2, (int64_t)f->size);
 	sqlite3_bind_text(s, 3, f->mtime, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 4, reason, -1, SQLITE_STATIC);
+	if (reason)
+		sqlite3_bind_text(s, 4, reason, -1, SQLITE_STATIC);
 	return step_done(s);
+}
+
+int ledger_current(struct store *st, const struct ledger_file *f)
+{
+	return update_version(st, SQL_FILE_CURRENT, f, NULL);
+}
+
+int ledger_same(struct store *st, const struct ledger_file *f, const char *reason)
+{
+	return update_version(st, SQL_FILE_SAME, f, reason);
 }
 
 int ledger_done(struct store *st, const struct csvin_result *r, void *arg)
