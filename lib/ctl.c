@@ -9,8 +9,11 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "buf.h"
 #include "ctl.h"
 #include "utf8.h"
+
+#define CTL_RECV_CHUNK 16384 /* bytes read from the socket at a time */
 
 static const char *opt_string(json_t *o, const char *key, bool *bad)
 {
@@ -168,13 +171,15 @@ static int wait_fd(int fd, short events, int timeout_ms)
 int ctl_call(int fd, json_t *request, json_t **reply, int timeout_ms)
 {
 	char *out = line_of(request);
-	size_t len, cap = 4096, used = 0;
-	char *buf = NULL;
+	char chunk[CTL_RECV_CHUNK];
+	size_t len;
+	struct buf in;
 	int r = 0;
 
 	*reply = NULL;
 	if (!out)
 		return -ENOMEM;
+	buf_init(&in, CTL_REPLY_MAX);
 	len = strlen(out);
 	for (size_t off = 0; off < len;) {
 		ssize_t n = send(fd, out + off, len - off, MSG_NOSIGNAL);
@@ -186,44 +191,29 @@ int ctl_call(int fd, json_t *request, json_t **reply, int timeout_ms)
 		}
 		off += (size_t)n;
 	}
-	buf = malloc(cap);
-	if (!buf) {
-		r = -ENOMEM;
-		goto out;
-	}
 	for (;;) {
-		char *nl = used ? memchr(buf, '\n', used) : NULL;
-		if (nl) {
-			json_error_t jerr;
-			*reply = json_loadb(buf, (size_t)(nl - buf), 0, &jerr);
-			r = *reply ? 0 : -EPROTO;
-			goto out;
-		}
-		if (used == cap) {
-			if (cap >= CTL_REPLY_MAX) {
-				r = -EMSGSIZE;
-				goto out;
-			}
-			char *g = realloc(buf, cap * 2);
-			if (!g) {
-				r = -ENOMEM;
-				goto out;
-			}
-			buf = g, cap *= 2;
-		}
 		if ((r = wait_fd(fd, POLLIN, timeout_ms)) < 0)
 			goto out;
-		ssize_t n = recv(fd, buf + used, cap - used, 0);
+		ssize_t n = recv(fd, chunk, sizeof(chunk), 0);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
 			r = n == 0 ? -ECONNRESET : -errno;
 			goto out;
 		}
-		used += (size_t)n;
+		char *nl = memchr(chunk, '\n', (size_t)n);
+		/* The reply is one line: what follows its newline is not ours. */
+		if ((r = buf_add(&in, chunk, nl ? (size_t)(nl - chunk) : (size_t)n)) < 0)
+			goto out;
+		if (nl) {
+			json_error_t jerr;
+			*reply = json_loadb(buf_str(&in), in.len, 0, &jerr);
+			r = *reply ? 0 : -EPROTO;
+			goto out;
+		}
 	}
 out:
 	free(out);
-	free(buf);
+	buf_free(&in);
 	return r;
 }

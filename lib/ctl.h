@@ -44,7 +44,8 @@ int ctl_connect(const char *path);
 
 /*
  * Send request (stolen) and read one reply line into *reply (new reference).
- * timeout_ms < 0 waits forever.  0, or -errno (-EPROTO for a reply that is not JSON).
+ * timeout_ms < 0 waits forever.  0, or -errno (-EPROTO for a reply that is not JSON,
+ * -EMSGSIZE for one longer than CTL_REPLY_MAX).
  */
 int ctl_call(int fd, json_t *request, json_t **reply, int timeout_ms);
 

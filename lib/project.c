@@ -336,103 +336,93 @@ static const char *SQL_RETURNS_UNFILLED =
 static const char *SQL_PRODUCT_VARIANTS =
 	"SELECT variant_id, sku, size_id FROM variants WHERE product_id = ?1 AND source = 'api'";
 
-static int project_product(const struct project_ctx *c, json_t *rec, char *err, size_t errlen)
+/*
+ * A product record as a products row (P_COUNT texts, in sc or static); *images
+ * is the images column, which the caller frees.  -EINVAL (err set) when the
+ * record has no id at all.
+ */
+static int product_row(const struct project_ctx *c, struct scratch *sc, json_t *rec,
+		       const char **row, char **images, char *err, size_t errlen)
 {
-	struct scratch sc = { .used = 0 };
-	const char *row[P_COUNT] = { 0 };
 	json_t *tr = get(c, rec, "translations");
-	static const char *const fields[] = { "name", "description", "url", NULL };
 
-	row[P_SOURCE_ID] = field_text(c, &sc, rec, "id");
+	row[P_SOURCE_ID] = field_text(c, sc, rec, "id");
 	/* A product without the merchant's reference keeps its WSHOP id, so it
 	 * is still mirrored; `kleepctl check` lists such products. */
-	row[P_PRODUCT_ID] = field_text(c, &sc, rec, c->m->product_id_field);
+	row[P_PRODUCT_ID] = field_text(c, sc, rec, c->m->product_id_field);
 	if (!row[P_PRODUCT_ID])
 		row[P_PRODUCT_ID] = row[P_SOURCE_ID];
 	if (!row[P_PRODUCT_ID]) {
 		snprintf(err, errlen, "a product has no '%s'", profile_field(c->p, "id"));
 		return -EINVAL;
 	}
-	row[P_PARENT_REFERENCE] = parent_reference(c, &sc, rec);
+	row[P_PARENT_REFERENCE] = parent_reference(c, sc, rec);
 	row[P_TITLE] = translated(c, tr, "name");
 	row[P_DESCRIPTION] = translated(c, tr, "description");
 	row[P_URL] = translated(c, tr, "url");
-	char *images = NULL;
 	json_t *imgs = get(c, rec, "images");
 	if (json_is_array(imgs))
-		images = json_dumps(imgs, JSON_COMPACT | JSON_ENCODE_ANY);
-	row[P_IMAGES] = images;
-	row[P_DEPARTMENT_ID] = field_text(c, &sc, rec, "department_id");
-	row[P_CATEGORY] = lookup(c, &sc, SQL_DEPARTMENT_LABEL, row[P_DEPARTMENT_ID]);
-	row[P_UPDATED_AT] = field_time(c, &sc, rec, "date_upd");
+		*images = json_dumps(imgs, JSON_COMPACT | JSON_ENCODE_ANY);
+	row[P_IMAGES] = *images;
+	row[P_DEPARTMENT_ID] = field_text(c, sc, rec, "department_id");
+	row[P_CATEGORY] = lookup(c, sc, SQL_DEPARTMENT_LABEL, row[P_DEPARTMENT_ID]);
+	row[P_UPDATED_AT] = field_time(c, sc, rec, "date_upd");
 	json_t *active = get(c, rec, "active");
 	row[P_DEACTIVATED] = json_is_false(active) || (json_is_integer(active) && !json_integer_value(active))
 			     ? "1" : "0";
+	return 0;
+}
 
-	bool applied, fresh;
-	int r = -EIO;
-	char **old = NULL;
-	size_t n_old = 0;
-	char **late = NULL;  /* orders, then returns, whose lines came before this product */
-	size_t n_late = 0, n_late_orders = 0;
-	/* product_id_field changed since this product was last written: its
-	 * old row goes, with its variants (ON DELETE CASCADE) and its labels. */
+/* product_id_field changed since this product was last written: its old row
+ * goes, with its variants (ON DELETE CASCADE) and its labels. */
+static int drop_renamed(const struct project_ctx *c, const char *source_id, const char *product_id)
+{
 	static const char *const *renamed[] = { &SQL_PRODUCT_RENAMED_LABELS, &SQL_PRODUCT_RENAMED };
 	for (size_t k = 0; k < 2; k++) {
 		sqlite3_stmt *del = store_stmt(c->st, *renamed[k]);
 		if (!del)
-			goto out;
-		sqlite3_bind_text(del, 1, row[P_SOURCE_ID], -1, SQLITE_STATIC);
-		sqlite3_bind_text(del, 2, row[P_PRODUCT_ID], -1, SQLITE_STATIC);
+			return -EIO;
+		sqlite3_bind_text(del, 1, source_id, -1, SQLITE_STATIC);
+		sqlite3_bind_text(del, 2, product_id, -1, SQLITE_STATIC);
 		int rc = sqlite3_step(del);
 		sqlite3_reset(del);
 		if (rc != SQLITE_DONE)
-			goto out;
+			return -EIO;
 	}
-	if (put_parent(c, CANON_PRODUCTS, row, &applied, &fresh) < 0)
-		goto out;
-	r = 0;
-	if (!applied) /* an SFTP row with a newer time holds this product */
-		goto out;
-	/* The variants before this update: lines pointing to one that goes or
-	 * changes follow it (relink_lines). */
-	if ((!fresh && (collect(c, SQL_PRODUCT_VARIANTS, row[P_PRODUCT_ID], 3, &old, &n_old) < 0 ||
-			canon_delete_children(c->st, CANON_VARIANTS, NULL, row[P_PRODUCT_ID]) < 0)) ||
-	    put_labels(c, "product", row[P_PRODUCT_ID], tr, fields) < 0) {
-		r = -EIO;
-		goto out;
-	}
+	return 0;
+}
+
+/* The product's sizes as variants rows; orders with lines of a variant still
+ * unfilled join *late. */
+static int put_variants(const struct project_ctx *c, json_t *rec, const char *product_id,
+			char ***late, size_t *n_late)
+{
 	size_t i;
 	json_t *v;
-	if (strcmp(row[P_SOURCE_ID], row[P_PRODUCT_ID]) != 0 &&
-	    collect(c, SQL_ORDERS_OF_RAW_PRODUCT, row[P_SOURCE_ID], 1, &late, &n_late) < 0) {
-		r = -EIO;
-		goto out;
-	}
 	json_array_foreach(get(c, rec, "sizes"), i, v) {
 		struct scratch vs = { .used = 0 };
 		const char *vr[V_COUNT] = { 0 };
 		vr[V_VARIANT_ID] = field_text(c, &vs, v, "id");
 		if (!vr[V_VARIANT_ID])
 			continue;
-		vr[V_PRODUCT_ID] = row[P_PRODUCT_ID];
+		vr[V_PRODUCT_ID] = product_id;
 		vr[V_SKU] = field_text(c, &vs, v, "sku");
 		vr[V_EAN] = field_text(c, &vs, v, "ean");
 		vr[V_SIZE_ID] = field_text(c, &vs, v, "size_id");
 		vr[V_SIZE_LABEL] = lookup(c, &vs, SQL_SIZE_LABEL, vr[V_SIZE_ID]);
 		vr[V_STOCK] = field_text(c, &vs, v, "stock");
 		if (canon_put(c->st, CANON_VARIANTS, vr, "api", NULL) < 0 ||
-		    collect(c, SQL_ORDERS_UNFILLED, vr[V_VARIANT_ID], 1, &late, &n_late) < 0) {
-			r = -EIO;
-			goto out;
-		}
+		    collect(c, SQL_ORDERS_UNFILLED, vr[V_VARIANT_ID], 1, late, n_late) < 0)
+			return -EIO;
 	}
-	n_late_orders = n_late;
-	if ((strcmp(row[P_SOURCE_ID], row[P_PRODUCT_ID]) != 0 &&
-	     collect(c, SQL_RETURNS_OF_RAW_PRODUCT, row[P_SOURCE_ID], 1, &late, &n_late) < 0)) {
-		r = -EIO;
-		goto out;
-	}
+	return 0;
+}
+
+/* Returns with lines of a variant of the product still unfilled join *late. */
+static int unfilled_returns(const struct project_ctx *c, json_t *rec, char ***late, size_t *n_late)
+{
+	size_t i;
+	json_t *v;
 	json_array_foreach(get(c, rec, "sizes"), i, v) {
 		char vid[SCRATCH_LEN];
 		json_t *id = get(c, v, "id");
@@ -442,13 +432,50 @@ static int project_product(const struct project_ctx *c, json_t *rec, char *err, 
 			snprintf(vid, sizeof(vid), "%s", json_string_value(id));
 		else
 			continue;
-		if (collect(c, SQL_RETURNS_UNFILLED, vid, 1, &late, &n_late) < 0) {
-			r = -EIO;
-			goto out;
-		}
+		if (collect(c, SQL_RETURNS_UNFILLED, vid, 1, late, n_late) < 0)
+			return -EIO;
 	}
+	return 0;
+}
+
+static int project_product(const struct project_ctx *c, json_t *rec, char *err, size_t errlen)
+{
+	struct scratch sc = { .used = 0 };
+	const char *row[P_COUNT] = { 0 };
+	static const char *const fields[] = { "name", "description", "url", NULL };
+	char *images = NULL;
+	bool applied, fresh;
+	char **old = NULL;
+	size_t n_old = 0;
+	char **late = NULL;  /* orders, then returns, whose lines came before this product */
+	size_t n_late = 0, n_late_orders = 0;
+
+	int r = product_row(c, &sc, rec, row, &images, err, errlen);
+	if (r < 0)
+		goto out;
+	bool renamed = strcmp(row[P_SOURCE_ID], row[P_PRODUCT_ID]) != 0;
+	if ((r = drop_renamed(c, row[P_SOURCE_ID], row[P_PRODUCT_ID])) < 0 ||
+	    (r = put_parent(c, CANON_PRODUCTS, row, &applied, &fresh)) < 0)
+		goto out;
+	if (!applied) /* an SFTP row with a newer time holds this product */
+		goto out;
+	r = -EIO;
+	/* The variants before this update: lines pointing to one that goes or
+	 * changes follow it (relink_lines). */
+	if ((!fresh && (collect(c, SQL_PRODUCT_VARIANTS, row[P_PRODUCT_ID], 3, &old, &n_old) < 0 ||
+			canon_delete_children(c->st, CANON_VARIANTS, NULL, row[P_PRODUCT_ID]) < 0)) ||
+	    put_labels(c, "product", row[P_PRODUCT_ID], get(c, rec, "translations"), fields) < 0)
+		goto out;
+	if ((renamed && collect(c, SQL_ORDERS_OF_RAW_PRODUCT, row[P_SOURCE_ID], 1, &late, &n_late) < 0) ||
+	    put_variants(c, rec, row[P_PRODUCT_ID], &late, &n_late) < 0)
+		goto out;
+	n_late_orders = n_late;
+	if ((renamed && collect(c, SQL_RETURNS_OF_RAW_PRODUCT, row[P_SOURCE_ID], 1, &late, &n_late) < 0) ||
+	    unfilled_returns(c, rec, &late, &n_late) < 0)
+		goto out;
 	/* Lines written before their product or variant was known kept the raw
 	 * product id or no sku: project those orders and returns again. */
+	r = 0;
 	for (size_t k = 0; r == 0 && k < n_late; k++)
 		r = reproject(c, k < n_late_orders ? STREAM_ORDERS : STREAM_RETURNS, late[k]);
 	if (r == 0 && n_old)

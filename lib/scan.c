@@ -22,6 +22,7 @@
 
 #include "errclass.h"
 #include "hex.h"
+#include "ledger.h"
 #include "scan.h"
 #include "sftp.h"
 #include "tstamp.h"
@@ -113,98 +114,17 @@ pattern:
 
 /* ---- the ledger ---- */
 
-static const char *SQL_FILE_GET =
-	"SELECT size, mtime, sha256, seen_size, seen_mtime, done_outcome FROM sftp_files"
-	" WHERE path = ?1";
-
-/* What this scan saw; outcome NULL keeps the stored outcome and reason. */
-static const char *SQL_FILE_SEEN =
-	"INSERT INTO sftp_files (path, kind, first_seen, seen_size, seen_mtime, outcome, reason)"
-	" VALUES (?1, ?2, ?3, ?4, ?5, COALESCE(?6, 'pending'), ?7)"
-	" ON CONFLICT (path) DO UPDATE SET kind = excluded.kind, seen_size = excluded.seen_size,"
-	"  seen_mtime = excluded.seen_mtime, outcome = COALESCE(?6, sftp_files.outcome),"
-	"  reason = CASE WHEN ?6 IS NULL THEN sftp_files.reason ELSE ?7 END";
-
-/* A processed version (inside the file's transaction). */
-static const char *SQL_FILE_DONE =
-	"INSERT INTO sftp_files (path, kind, size, mtime, sha256, first_seen, seen_size, seen_mtime,"
-	"  applied_at, outcome, rows, rejects, reason, done_outcome)"
-	" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?3, ?4, ?6, ?7, ?8, ?9, ?10, ?7)"
-	" ON CONFLICT (path) DO UPDATE SET kind = excluded.kind, size = excluded.size,"
-	"  mtime = excluded.mtime, sha256 = excluded.sha256, seen_size = excluded.seen_size,"
-	"  seen_mtime = excluded.seen_mtime, applied_at = excluded.applied_at,"
-	"  outcome = excluded.outcome, rows = excluded.rows, rejects = excluded.rejects,"
-	"  reason = excluded.reason, done_outcome = excluded.done_outcome";
-
-/* The processed version is the one listed: nothing to do but note it was seen. */
-static const char *SQL_FILE_CURRENT =
-	"UPDATE sftp_files SET seen_size = ?2, seen_mtime = ?3, outcome = done_outcome"
-	" WHERE path = ?1";
-
-/* The same content as the processed version, under a new mtime. */
-static const char *SQL_FILE_SAME =
-	"UPDATE sftp_files SET size = ?2, mtime = ?3, seen_size = ?2, seen_mtime = ?3,"
-	"  outcome = done_outcome, reason = ?4 WHERE path = ?1";
-
-static void bind_opt(sqlite3_stmt *s, int i, const char *v)
+/* The ledger's picture of candidate c. */
+static struct ledger_file file_of(const struct cand *c)
 {
-	if (v)
-		sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT);
-	else
-		sqlite3_bind_null(s, i);
-}
-
-static int ledger_seen(struct scan *sc, const char *path, const char *kind, uint64_t size,
-		       const char *mtime, const char *outcome, const char *reason)
-{
-	sqlite3_stmt *s = store_stmt(sc->st, SQL_FILE_SEEN);
-	if (!s)
-		return -EIO;
-	sqlite3_bind_text(s, 1, path, -1, SQLITE_STATIC);
-	bind_opt(s, 2, kind);
-	sqlite3_bind_text(s, 3, sc->now, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 4, (int64_t)size);
-	sqlite3_bind_text(s, 5, mtime, -1, SQLITE_STATIC);
-	bind_opt(s, 6, outcome);
-	bind_opt(s, 7, reason);
-	int rc = sqlite3_step(s);
-	sqlite3_reset(s);
-	return rc == SQLITE_DONE ? 0 : -EIO;
+	return (struct ledger_file){ c->path, csvin_kind_name(c->kind), c->size, c->mtime };
 }
 
 /* This version could not be read; done_outcome still tells about the last processed one. */
 static int ledger_failed(struct scan *sc, const struct cand *c, const char *why)
 {
-	return ledger_seen(sc, c->path, csvin_kind_name(c->kind), c->size, c->mtime, "failed",
-			   why);
-}
-
-struct done_arg {
-	struct scan *sc;
-	const struct cand *c;
-	const char *sha;
-};
-
-/* csvin's before_commit: the ledger row commits with the file's data. */
-static int ledger_done(struct store *st, const struct csvin_result *r, void *arg)
-{
-	const struct done_arg *d = arg;
-	sqlite3_stmt *s = store_stmt(st, SQL_FILE_DONE);
-	if (!s)
-		return -EIO;
-	sqlite3_bind_text(s, 1, d->c->path, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 2, csvin_kind_name(d->c->kind), -1, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 3, (int64_t)d->c->size);
-	sqlite3_bind_text(s, 4, d->c->mtime, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 5, d->sha, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 6, d->sc->now, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 7, csvin_outcome_name(r->outcome), -1, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 8, r->outcome == CSVIN_REJECTED ? 0 : r->applied);
-	sqlite3_bind_int64(s, 9, r->rejects);
-	bind_opt(s, 10, r->reason[0] ? r->reason : NULL);
-	int rc = sqlite3_step(s);
-	sqlite3_reset(s);
-	return rc == SQLITE_DONE ? 0 : -EIO;
+	struct ledger_file f = file_of(c);
+	return ledger_seen(sc->st, sc->now, &f, "failed", why);
 }
 
 /* ---- listing ---- */
@@ -231,10 +151,21 @@ static void cand_free(struct cand *c)
 	free(c->done_outcome);
 }
 
-static char *col_dup(sqlite3_stmt *s, int i)
+/* Append c to the files to take; it is owned by the scan from here, even on failure. */
+static int cand_add(struct scan *sc, struct cand *c)
 {
-	const char *v = (const char *)sqlite3_column_text(s, i);
-	return v ? strdup(v) : NULL;
+	if (sc->n_cands == sc->cap_cands) {
+		size_t ncap = sc->cap_cands ? sc->cap_cands * 2 : 32;
+		struct cand *nc = realloc(sc->cands, ncap * sizeof(*nc));
+		if (!nc) {
+			cand_free(c);
+			return -ENOMEM;
+		}
+		sc->cands = nc;
+		sc->cap_cands = ncap;
+	}
+	sc->cands[sc->n_cands++] = *c;
+	return c->remote && c->path ? 0 : -ENOMEM;
 }
 
 /*
@@ -247,90 +178,47 @@ static int consider(struct scan *sc, const char *dir, enum csvin_kind kind, cons
 	char *path = NULL, reason[200];
 	tstamp_t mtime;
 	time_t when;
-	int r = -EIO;
+	struct ledger_view v;
+	int r;
 
 	if (asprintf(&path, "%s/%s", dir, e->name) < 0)
 		return -ENOMEM;
 	tstamp_format(e->mtime, mtime);
 	sc->res->files_seen++;
+	struct ledger_file f = { path, csvin_kind_name(kind), e->size, mtime };
 	if (!e->regular || !scan_name_parse(kind, e->name, sc->m->tz, &when, reason,
 					    sizeof(reason))) {
 		if (!e->regular)
 			snprintf(reason, sizeof(reason), "not a regular file");
 		sc->res->files_ignored++;
-		r = ledger_seen(sc, path, NULL, e->size, mtime, "ignored", reason);
+		f.kind = NULL;
+		r = ledger_seen(sc->st, sc->now, &f, "ignored", reason);
 		goto out;
 	}
-
-	sqlite3_stmt *q = store_stmt(sc->st, SQL_FILE_GET);
-	if (!q)
+	if ((r = ledger_look(sc->st, &f, &v)) < 0)
 		goto out;
-	sqlite3_bind_text(q, 1, path, -1, SQLITE_STATIC);
-	int rc = sqlite3_step(q);
-	bool have = rc == SQLITE_ROW;
-	if (!have && rc != SQLITE_DONE) {
-		sqlite3_reset(q);
-		goto out;
-	}
-	const char *done_outcome = have ? (const char *)sqlite3_column_text(q, 5) : NULL;
-	const char *done_mtime = have ? (const char *)sqlite3_column_text(q, 1) : NULL;
-	const char *seen_mtime = have ? (const char *)sqlite3_column_text(q, 4) : NULL;
-	bool current = done_outcome && sqlite3_column_type(q, 0) != SQLITE_NULL &&
-		       (uint64_t)sqlite3_column_int64(q, 0) == e->size && done_mtime &&
-		       strcmp(done_mtime, mtime) == 0;
-	bool settled = (have && sqlite3_column_type(q, 3) != SQLITE_NULL &&
-			(uint64_t)sqlite3_column_int64(q, 3) == e->size && seen_mtime &&
-			strcmp(seen_mtime, mtime) == 0) ||
+	bool settled = v.seen_same ||
 		       (sc->now_t - e->mtime) * 1000000LL >= (int64_t)sc->m->sftp.settle_usec;
-	struct cand c = { 0 };
-	if (!current && settled) {
-		c.done_sha = have ? col_dup(q, 2) : NULL;
-		c.done_outcome = done_outcome ? strdup(done_outcome) : NULL;
-	}
-	sqlite3_reset(q);
-
-	if (current) {
-		sqlite3_stmt *u = store_stmt(sc->st, SQL_FILE_CURRENT);
-		if (!u)
-			goto out;
-		sqlite3_bind_text(u, 1, path, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(u, 2, (int64_t)e->size);
-		sqlite3_bind_text(u, 3, mtime, -1, SQLITE_STATIC);
-		r = sqlite3_step(u) == SQLITE_DONE ? 0 : -EIO;
-		sqlite3_reset(u);
-		goto out;
-	}
-	if (!settled) {
+	struct cand c = { .done_sha = v.done_sha, .done_outcome = v.done_outcome };
+	if (v.current) {
+		r = ledger_current(sc->st, &f);
+	} else if (!settled) {
 		sc->res->files_pending++;
-		r = ledger_seen(sc, path, csvin_kind_name(kind), e->size, mtime, "pending",
+		r = ledger_seen(sc->st, sc->now, &f, "pending",
 				"still being written: waiting for size and mtime to settle");
+	} else if ((r = ledger_seen(sc->st, sc->now, &f, NULL, NULL)) == 0) {
+		/* Taken: the ledger keeps its outcome until the file is processed. */
+		c.path = path;
+		path = NULL;
+		c.remote = join(remote_dir, e->name);
+		c.kind = kind;
+		c.when = when;
+		c.size = e->size;
+		memcpy(c.mtime, mtime, sizeof(mtime));
+		r = cand_add(sc, &c);
 		goto out;
 	}
-	/* take it: the ledger keeps its outcome until the file is processed */
-	if ((r = ledger_seen(sc, path, csvin_kind_name(kind), e->size, mtime, NULL, NULL)) < 0) {
-		cand_free(&c);
-		goto out;
-	}
-	if (sc->n_cands == sc->cap_cands) {
-		size_t ncap = sc->cap_cands ? sc->cap_cands * 2 : 32;
-		struct cand *nc = realloc(sc->cands, ncap * sizeof(*nc));
-		if (!nc) {
-			cand_free(&c);
-			r = -ENOMEM;
-			goto out;
-		}
-		sc->cands = nc;
-		sc->cap_cands = ncap;
-	}
-	c.path = path;
-	path = NULL;
-	c.remote = join(remote_dir, e->name);
-	c.kind = kind;
-	c.when = when;
-	c.size = e->size;
-	memcpy(c.mtime, mtime, sizeof(mtime));
-	sc->cands[sc->n_cands++] = c;
-	r = c.remote ? 0 : -ENOMEM;
+	cand_free(&c);
 out:
 	free(path);
 	return r;
@@ -415,7 +303,8 @@ static int sort_listing(struct scan *sc, const struct listing *l)
 		tstamp_format(e->mtime, mtime);
 		sc->res->files_seen++;
 		sc->res->files_ignored++;
-		r = ledger_seen(sc, e->name, NULL, e->size, mtime, "ignored",
+		struct ledger_file f = { e->name, NULL, e->size, mtime };
+		r = ledger_seen(sc->st, sc->now, &f, "ignored",
 				"not in the SFTP layout (products/ orders/ returns/ "
 				"return_reasons/ misc/)");
 	}
@@ -460,93 +349,86 @@ static void remove_stale_downloads(struct scan *sc)
 }
 
 /*
- * Download, check and apply one file.  0 when done with it (whatever its
- * outcome), or the error that ends the scan (the session or the database
- * broke, or stop).
+ * Download c into fd, hashing it into sha.  0 with the whole file there;
+ * 1 when done with this file without it (it changed since the listing, or
+ * this one file cannot be read: the ledger says so); or the error that ends
+ * the scan, with err set.
  */
-static int take(struct scan *sc, struct cand *c, char *err, size_t errlen)
+static int download(struct scan *sc, struct cand *c, int fd, char sha[SHA256_HEX], char *err,
+		    size_t errlen)
 {
-	char tmp[4096], sha[SHA256_HEX], msg[512];
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int mdlen = 0;
+	char msg[512];
 	uint64_t got = 0;
-	int fd = -1, r = 0;
-	EVP_MD_CTX *md_ctx = NULL;
+	int r;
+	EVP_MD_CTX *md_ctx = EVP_MD_CTX_new();
 
-	if (snprintf(tmp, sizeof(tmp), "%s/.%s.sftp-XXXXXX", sc->state_dir, sc->m->id) >=
-	    (int)sizeof(tmp)) {
-		snprintf(err, errlen, "state_dir path too long");
-		return -EINVAL;
-	}
-	if ((fd = mkostemp(tmp, O_CLOEXEC)) < 0) {
-		snprintf(err, errlen, "cannot create a temporary file in %s: %s", sc->state_dir,
-			 strerror(errno));
-		return -EIO;
-	}
-	if (!(md_ctx = EVP_MD_CTX_new()) || EVP_DigestInit_ex(md_ctx, EVP_sha256(), NULL) != 1) {
+	if (!md_ctx || EVP_DigestInit_ex(md_ctx, EVP_sha256(), NULL) != 1) {
 		snprintf(err, errlen, "cannot start a SHA-256 digest");
-		r = -ENOMEM;
-		goto out;
+		EVP_MD_CTX_free(md_ctx);
+		return -ENOMEM;
 	}
 	int dr = sftp_download(sc->sftp, c->remote, fd, c->size, sc->stop, digest, md_ctx, &got,
 			       msg, sizeof(msg));
 	sc->bytes += (int64_t)got;
 	switch (dr) {
 	case SFTP_OK:
+		if (EVP_DigestFinal_ex(md_ctx, md, &mdlen) != 1 || mdlen != 32) {
+			snprintf(err, errlen, "cannot finish a SHA-256 digest");
+			r = -EIO;
+		} else {
+			hex_encode(md, mdlen, sha);
+			r = 0;
+		}
 		break;
 	case SFTP_ESIZE:
 		/* it changed since the listing: not settled after all */
 		sc->res->files_pending++;
 		log_info(&sc->log, "%s: %s", c->path, msg);
-		r = ledger_seen(sc, c->path, csvin_kind_name(c->kind), c->size, c->mtime,
-				"pending", msg);
-		goto out;
+		struct ledger_file f = file_of(c);
+		r = ledger_seen(sc->st, sc->now, &f, "pending", msg);
+		r = r < 0 ? r : 1;
+		break;
 	case SFTP_ESTOPPED:
 		snprintf(err, errlen, "stopped");
 		r = -EAGAIN;
-		goto out;
+		break;
 	case SFTP_ENOENT:
 	case SFTP_EREMOTE:
 		/* this file only: the others can still be read */
 		sc->res->files_failed++;
 		log_warning(&sc->log, "%s: download failed, retried next scan: %s", c->path, msg);
 		r = ledger_failed(sc, c, msg);
-		goto out;
+		r = r < 0 ? r : 1;
+		break;
 	default:
 		sc->res->files_failed++;
 		snprintf(err, errlen, "%s", msg);
 		ledger_failed(sc, c, msg);
 		r = dr == SFTP_ENOMEM ? -ENOMEM : -EIO;
-		goto out;
+		break;
 	}
-	if (EVP_DigestFinal_ex(md_ctx, md, &mdlen) != 1 || mdlen != 32) {
-		snprintf(err, errlen, "cannot finish a SHA-256 digest");
-		r = -EIO;
-		goto out;
-	}
-	hex_encode(md, mdlen, sha);
+	EVP_MD_CTX_free(md_ctx);
+	return r;
+}
 
-	if (c->done_sha && c->done_outcome && strcmp(c->done_sha, sha) == 0) {
-		log_info(&sc->log, "%s: same content as the version already processed (%s); "
-			 "not applied again", c->path, c->done_outcome);
-		sqlite3_stmt *s = store_stmt(sc->st, SQL_FILE_SAME);
-		if (!s) {
-			r = -EIO;
-			goto out;
-		}
-		sqlite3_bind_text(s, 1, c->path, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(s, 2, (int64_t)c->size);
-		sqlite3_bind_text(s, 3, c->mtime, -1, SQLITE_STATIC);
-		sqlite3_bind_text(s, 4, "same content as the version already processed", -1,
-				  SQLITE_STATIC);
-		r = sqlite3_step(s) == SQLITE_DONE ? 0 : -EIO;
-		sqlite3_reset(s);
-		goto out;
-	}
+/* The download hashes like the version already processed: note the new mtime, apply nothing. */
+static int same_content(struct scan *sc, const struct cand *c)
+{
+	log_info(&sc->log, "%s: same content as the version already processed (%s); "
+		 "not applied again", c->path, c->done_outcome);
+	struct ledger_file f = file_of(c);
+	return ledger_same(sc->st, &f, "same content as the version already processed");
+}
 
+/* Ingest the downloaded file (fd) in one transaction with its ledger row, and count it. */
+static int apply(struct scan *sc, struct cand *c, int fd, const char *sha, char *err,
+		 size_t errlen)
+{
 	tstamp_t when;
 	tstamp_format(c->when, when);
-	struct done_arg d = { sc, c, sha };
+	struct ledger_done d = { file_of(c), sha, sc->now };
 	struct csvin_opts o = {
 		.kind = c->kind,
 		.path = c->path,
@@ -560,16 +442,16 @@ static int take(struct scan *sc, struct cand *c, char *err, size_t errlen)
 		.commit_arg = &d,
 	};
 	struct csvin_result cr;
-	r = csvin_apply_fd(sc->st, &o, fd, &cr);
+	int r = csvin_apply_fd(sc->st, &o, fd, &cr);
 	if (r == -EAGAIN) {
 		snprintf(err, errlen, "stopped");
-		goto out;
+		return r;
 	}
 	if (r < 0) {
 		sc->res->files_failed++;
 		snprintf(err, errlen, "%s", cr.reason);
 		ledger_failed(sc, c, cr.reason);
-		goto out;
+		return r;
 	}
 	sc->processed++;
 	sc->rows_in += cr.rows;
@@ -587,12 +469,38 @@ static int take(struct scan *sc, struct cand *c, char *err, size_t errlen)
 			log_info(&sc->log, "%s: applied %lld row%s", c->path, (long long)cr.applied,
 				 cr.applied == 1 ? "" : "s");
 	}
-out:
-	EVP_MD_CTX_free(md_ctx);
-	if (fd >= 0) {
-		unlink(tmp);
-		close(fd);
+	return 0;
+}
+
+/*
+ * Download, check and apply one file.  0 when done with it (whatever its
+ * outcome), or the error that ends the scan (the session or the database
+ * broke, or stop).
+ */
+static int take(struct scan *sc, struct cand *c, char *err, size_t errlen)
+{
+	char tmp[4096], sha[SHA256_HEX];
+	int fd, r;
+
+	if (snprintf(tmp, sizeof(tmp), "%s/.%s.sftp-XXXXXX", sc->state_dir, sc->m->id) >=
+	    (int)sizeof(tmp)) {
+		snprintf(err, errlen, "state_dir path too long");
+		return -EINVAL;
 	}
+	if ((fd = mkostemp(tmp, O_CLOEXEC)) < 0) {
+		snprintf(err, errlen, "cannot create a temporary file in %s: %s", sc->state_dir,
+			 strerror(errno));
+		return -EIO;
+	}
+	r = download(sc, c, fd, sha, err, errlen);
+	if (r == 0 && c->done_sha && c->done_outcome && strcmp(c->done_sha, sha) == 0)
+		r = same_content(sc, c);
+	else if (r == 0)
+		r = apply(sc, c, fd, sha, err, errlen);
+	else if (r == 1)
+		r = 0;
+	unlink(tmp);
+	close(fd);
 	if (r == -EIO && !err[0]) {
 		char why[400];
 		store_failure(sc->st, why, sizeof(why));
@@ -681,6 +589,60 @@ static void record_end(struct scan *sc, int r)
 	store_state_clear(&ss);
 }
 
+/* Connect to the merchant's server and list its folders: an SFTP_* code. */
+static int connect_and_list(struct scan *sc, struct listing *l, char *err, size_t errlen)
+{
+	const struct sftp_conf *c = &sc->m->sftp;
+	struct sftp_opts so = {
+		.host = c->host,
+		.port = c->port,
+		.user = c->user,
+		.key_file = c->key_file,
+		.known_hosts = c->known_hosts,
+	};
+	int e = sftp_connect(&so, &sc->sftp, err, errlen);
+	return e == SFTP_OK ? list_all(sc, l, err, errlen) : e;
+}
+
+/* Take every file to take, in order, until one ends the scan or it is stopped. */
+static int take_all(struct scan *sc, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < sc->n_cands; i++) {
+		if (sc->stop && atomic_load(sc->stop)) {
+			snprintf(err, errlen, "stopped");
+			return -EAGAIN;
+		}
+		if (sftp_keepalive(sc->sftp) != SFTP_OK) {
+			snprintf(err, errlen, "the connection to %s port %d was lost",
+				 sc->m->sftp.host, sc->m->sftp.port);
+			return -EIO;
+		}
+		err[0] = '\0';
+		int r = take(sc, &sc->cands[i], err, errlen);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* The journal's line on how the scan ended. */
+static void log_end(struct scan *sc, int r)
+{
+	const struct scan_result *res = sc->res;
+
+	if (r == 0)
+		log_msg(LOG_INFO, &sc->log, LOG_MSGID_RUN_FINISHED,
+			"SFTP scan done: %d files seen, %d applied (%lld rows), %d rejected, "
+			"%d failed, %d ignored, %d waiting to settle", res->files_seen,
+			res->files_applied, (long long)res->rows, res->files_rejected,
+			res->files_failed, res->files_ignored, res->files_pending);
+	else if (r == -EAGAIN)
+		log_msg(LOG_NOTICE, &sc->log, LOG_MSGID_RUN_FAILED, "SFTP scan stopped");
+	else
+		log_msg(LOG_ERR, &sc->log, LOG_MSGID_RUN_FAILED, "SFTP scan failed (%s): %s",
+			res->error_class ? res->error_class : "?", res->error);
+}
+
 int scan_run(const struct merchant_conf *m, struct store *st, const char *state_dir,
 	     atomic_bool *stop, const struct log_ctx *log, struct scan_result *res)
 {
@@ -720,16 +682,7 @@ int scan_run(const struct merchant_conf *m, struct store *st, const char *state_
 		m->sftp.root ? m->sftp.root : ".");
 	remove_stale_downloads(&sc);
 
-	struct sftp_opts so = {
-		.host = m->sftp.host,
-		.port = m->sftp.port,
-		.user = m->sftp.user,
-		.key_file = m->sftp.key_file,
-		.known_hosts = m->sftp.known_hosts,
-	};
-	int e = sftp_connect(&so, &sc.sftp, err, sizeof(err));
-	if (e == SFTP_OK)
-		e = list_all(&sc, &l, err, sizeof(err));
+	int e = connect_and_list(&sc, &l, err, sizeof(err));
 	if (e != SFTP_OK) {
 		res->error_class = errclass_name(class_of(e));
 		r = errno_of(e);
@@ -745,23 +698,7 @@ int scan_run(const struct merchant_conf *m, struct store *st, const char *state_
 	listing_free(&l);
 	memset(&l, 0, sizeof(l));
 
-	for (size_t i = 0; i < sc.n_cands; i++) {
-		if (stop && atomic_load(stop)) {
-			snprintf(err, sizeof(err), "stopped");
-			r = -EAGAIN;
-			break;
-		}
-		if (sftp_keepalive(sc.sftp) != SFTP_OK) {
-			snprintf(err, sizeof(err), "the connection to %s port %d was lost",
-				 m->sftp.host, m->sftp.port);
-			r = -EIO;
-			break;
-		}
-		err[0] = '\0';
-		r = take(&sc, &sc.cands[i], err, sizeof(err));
-		if (r < 0)
-			break;
-	}
+	r = take_all(&sc, err, sizeof(err));
 	if (r < 0 && r != -EAGAIN)
 		res->error_class = errclass_name(sc.storage_failed ? ERRC_STORAGE : ERRC_TRANSIENT);
 out:
@@ -771,17 +708,7 @@ out:
 			res->error_class = NULL;
 	}
 	record_end(&sc, r);
-	if (r == 0)
-		log_msg(LOG_INFO, &sc.log, LOG_MSGID_RUN_FINISHED,
-			"SFTP scan done: %d files seen, %d applied (%lld rows), %d rejected, "
-			"%d failed, %d ignored, %d waiting to settle", res->files_seen,
-			res->files_applied, (long long)res->rows, res->files_rejected,
-			res->files_failed, res->files_ignored, res->files_pending);
-	else if (r == -EAGAIN)
-		log_msg(LOG_NOTICE, &sc.log, LOG_MSGID_RUN_FAILED, "SFTP scan stopped");
-	else
-		log_msg(LOG_ERR, &sc.log, LOG_MSGID_RUN_FAILED, "SFTP scan failed (%s): %s",
-			res->error_class ? res->error_class : "?", res->error);
+	log_end(&sc, r);
 	listing_free(&l);
 	for (size_t i = 0; i < sc.n_cands; i++)
 		cand_free(&sc.cands[i]);

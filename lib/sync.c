@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
 #include "log.h"
 #include "project.h"
 #include "sync.h"
@@ -40,11 +41,15 @@ struct run {
 	struct sync_result *res;
 	tstamp_t now;
 	char date_from[64];        /* the window's start in the shop's format, "" for none */
-	char *json;                /* one record's JSON, reused for every record (owned) */
-	size_t json_cap;
+	struct buf json;           /* one record's JSON, reused for every record (owned) */
 };
 
 #define RECORD_JSON_MAX (64u << 20) /* bytes: above any page body wshop accepts */
+
+static int json_to_buf(const char *p, size_t n, void *ud)
+{
+	return buf_add(ud, p, n) < 0 ? -1 : 0;
+}
 
 /*
  * rec as compact JSON in the run's reused buffer, keys in the order the shop
@@ -53,25 +58,10 @@ struct run {
  */
 static const char *record_json(struct run *r, json_t *rec)
 {
-	for (;;) {
-		size_t n = json_dumpb(rec, r->json, r->json_cap, JSON_COMPACT);
-		if (n == 0)
-			return NULL;
-		if (n < r->json_cap) {
-			r->json[n] = 0;
-			return r->json;
-		}
-		if (n >= RECORD_JSON_MAX)
-			return NULL;
-		size_t cap = r->json_cap ? r->json_cap : 4096;
-		while (cap <= n)
-			cap *= 2;
-		char *grown = realloc(r->json, cap);
-		if (!grown)
-			return NULL;
-		r->json = grown;
-		r->json_cap = cap;
-	}
+	buf_reset(&r->json);
+	if (json_dump_callback(rec, json_to_buf, &r->json, JSON_COMPACT) < 0)
+		return NULL;
+	return buf_str(&r->json);
 }
 
 /*
@@ -459,6 +449,7 @@ static int run_end(struct run *r, int rc, struct store_run *run)
 int sync_run(struct sync_job *job, enum stream s, struct sync_result *res)
 {
 	struct run r = { .job = job, .s = s, .name = stream_name(s), .res = res };
+	buf_init(&r.json, RECORD_JSON_MAX);
 	int64_t run_id = 0;
 	int rc;
 
@@ -498,7 +489,7 @@ int sync_run(struct sync_job *job, enum stream s, struct sync_result *res)
 	tstamp_now(r.now);
 	rc = run_end(&r, rc, &run);
 	store_state_clear(&r.state);
-	free(r.json);
+	buf_free(&r.json);
 	return rc;
 }
 

@@ -1,150 +1,27 @@
-/* wshop.c - the WSHOP HTTP client: authentication, one page of a stream, retries, rate cap. */
-#include <ctype.h>
+/* wshop.c - the WSHOP API client: authentication, the retry policy, one page of a stream. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <limits.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 #include <sys/stat.h>
 
-#include <curl/curl.h>
-
 #include "wshop.h"
+#include "wshop_http.h"
+#include "wshop_reply.h"
 
-#define WSHOP_BODY_MAX     (64u << 20) /* bytes of one reply body; more is a bad reply */
 #define WSHOP_PASSWORD_MAX 4096        /* bytes of a password file */
 #define WSHOP_TOKEN_MAX    16384       /* bytes of a JWT we accept */
 #define WSHOP_LIMIT_MAX    500         /* DOMAIN.md §1: never ask for more */
 #define WSHOP_RENEW_EARLY_S 60         /* renew this long before exp ... */
 #define WSHOP_SHORT_TOKEN_S 120        /* ... unless the token lives this long or less */
-#define WSHOP_SLEEP_SLICE_MS 100       /* longest sleep between two looks at *stop */
-#define WSHOP_MSG_MAX      200         /* bytes of WSHOP's error.message we repeat */
 #define WSHOP_ERROR_MAX    512         /* bytes of last_error */
 
-/* ---- small helpers ------------------------------------------------------ */
-
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static bool stop_raised(atomic_bool *stop)
-{
-	return stop && atomic_load(stop);
-}
-
-/*
- * Sleep until the monotonic time deadline_ms, in slices, so that a raised
- * stop flag ends the wait within WSHOP_SLEEP_SLICE_MS.  False when stopped.
- */
-static bool sleep_until(int64_t deadline_ms, atomic_bool *stop)
-{
-	for (;;) {
-		if (stop_raised(stop))
-			return false;
-		int64_t left = deadline_ms - mono_ms();
-		if (left <= 0)
-			return true;
-		if (left > WSHOP_SLEEP_SLICE_MS)
-			left = WSHOP_SLEEP_SLICE_MS;
-		struct timespec ts = { left / 1000, (left % 1000) * 1000000 };
-		nanosleep(&ts, NULL);
-	}
-}
-
-/* ---- rate cap ----------------------------------------------------------- */
-
-/*
- * Spacing rather than a bucket with burst: every request takes the next free
- * slot, one interval after the previous one, so N requests at R/s take at
- * least (N-1)/R seconds whichever thread sends them.
- */
-struct wshop_ratelimit {
-	pthread_mutex_t lock;
-	int64_t interval_us;   /* 0: unlimited */
-	int64_t next_us;       /* monotonic time of the next free slot */
-};
-
-struct wshop_ratelimit *wshop_ratelimit_new(double per_second)
-{
-	struct wshop_ratelimit *rl = calloc(1, sizeof(*rl));
-	if (!rl)
-		return NULL;
-	pthread_mutex_init(&rl->lock, NULL);
-	/* !(x > 0) also catches NaN. */
-	rl->interval_us = !(per_second > 0) ? 0 : per_second < 1e-6 ? (int64_t)1e12
-				      : (int64_t)(1e6 / per_second + 0.5);
-	return rl;
-}
-
-void wshop_ratelimit_free(struct wshop_ratelimit *rl)
-{
-	if (!rl)
-		return;
-	pthread_mutex_destroy(&rl->lock);
-	free(rl);
-}
-
-bool wshop_ratelimit_wait(struct wshop_ratelimit *rl, atomic_bool *stop)
-{
-	if (!rl || rl->interval_us == 0)
-		return !stop_raised(stop);
-
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	int64_t now_us = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-
-	pthread_mutex_lock(&rl->lock);
-	int64_t slot = rl->next_us > now_us ? rl->next_us : now_us;
-	rl->next_us = slot + rl->interval_us;
-	pthread_mutex_unlock(&rl->lock);
-
-	/* Round up so the wait is never shorter than the slot asks. */
-	return sleep_until((slot + 999) / 1000, stop);
-}
-
 /* ---- pure helpers exposed for tests ------------------------------------- */
-
-long wshop_parse_retry_after(const char *v, time_t now)
-{
-	char buf[128];
-	size_t n;
-
-	if (!v)
-		return -1;
-	while (isspace((unsigned char)*v))
-		v++;
-	n = strlen(v);
-	while (n > 0 && isspace((unsigned char)v[n - 1]))
-		n--;
-	if (n == 0 || n >= sizeof(buf))
-		return -1;
-	memcpy(buf, v, n);
-	buf[n] = 0;
-
-	if (isdigit((unsigned char)buf[0])) {
-		char *end;
-		errno = 0;
-		unsigned long long s = strtoull(buf, &end, 10);
-		if (*end == 0)
-			return errno == ERANGE || s > LONG_MAX ? LONG_MAX : (long)s;
-		/* "1 Jan ..." is not an HTTP-date form curl_getdate() should guess at
-		 * from a leading digit alone; fall through and let it try. */
-	}
-	time_t t = curl_getdate(buf, NULL);
-	if (t == (time_t)-1)
-		return -1;
-	return t <= now ? 0 : (long)(t - now);
-}
 
 /* Decode base64url (no padding needed) into out; -1 on a bad character. */
 static ssize_t b64url_decode(const char *in, size_t n, unsigned char *out, size_t cap)
@@ -240,24 +117,13 @@ char *wshop_join_url(const char *api_url, const char *base_path, const char *pat
 
 /* ---- the client --------------------------------------------------------- */
 
-struct buf {
-	char *data;
-	size_t len, cap;
-	bool too_big;
-};
-
 struct wshop {
 	char *api_url, *username, *password_file;
 	const struct profile *profile;
-	struct wshop_ratelimit *ratelimit;
-	struct token_cache *tokens;
 	atomic_bool *stop;
 	struct log_ctx log;
-
-	CURL *curl;
-	char curl_err[CURL_ERROR_SIZE];
-	struct buf body;
-	char retry_after[128];  /* the last reply's Retry-After header, "" when none */
+	struct wshop_http *http; /* the transport: curl handle, rate cap */
+	struct token_cache *tokens;
 
 	char *token;            /* NULL until authenticated; zeroed before free */
 	time_t renew_at;        /* wall clock; 0: keep until a 401 */
@@ -269,56 +135,9 @@ struct wshop {
 	struct wshop_stats stats;
 };
 
-static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud)
+static bool stop_raised(const struct wshop *w)
 {
-	struct buf *b = ud;
-	size_t n = size * nmemb;
-
-	if (n > WSHOP_BODY_MAX - b->len) {
-		b->too_big = true;
-		return 0;
-	}
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 16384;
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		char *d = realloc(b->data, cap);
-		if (!d)
-			return 0;
-		b->data = d;
-		b->cap = cap;
-	}
-	memcpy(b->data + b->len, ptr, n);
-	b->len += n;
-	b->data[b->len] = 0;
-	return n;
-}
-
-static size_t on_header(char *ptr, size_t size, size_t nmemb, void *ud)
-{
-	struct wshop *w = ud;
-	size_t n = size * nmemb;
-	static const char name[] = "retry-after:";
-
-	/* A new status line starts a new reply (after a 100 Continue, say). */
-	if (n >= 5 && strncmp(ptr, "HTTP/", 5) == 0)
-		w->retry_after[0] = 0;
-	else if (n > sizeof(name) - 1 && strncasecmp(ptr, name, sizeof(name) - 1) == 0) {
-		size_t vn = n - (sizeof(name) - 1);
-		if (vn >= sizeof(w->retry_after))
-			vn = sizeof(w->retry_after) - 1;
-		memcpy(w->retry_after, ptr + sizeof(name) - 1, vn);
-		w->retry_after[vn] = 0;
-	}
-	return n;
-}
-
-static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
-		       curl_off_t ulnow)
-{
-	(void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
-	/* Non-zero aborts the transfer with CURLE_ABORTED_BY_CALLBACK. */
-	return stop_raised(((struct wshop *)ud)->stop);
+	return w->stop && atomic_load(w->stop);
 }
 
 struct wshop *wshop_new(const struct wshop_opts *o)
@@ -326,42 +145,25 @@ struct wshop *wshop_new(const struct wshop_opts *o)
 	struct wshop *w = calloc(1, sizeof(*w));
 	if (!w)
 		return NULL;
-	/* curl_global_init is main's, before any thread (DESIGN.md §2). */
 	w->api_url = strdup(o->api_url ? o->api_url : "");
 	w->username = strdup(o->username ? o->username : "");
 	w->password_file = strdup(o->password_file ? o->password_file : "");
-	w->curl = curl_easy_init();
-	if (!w->api_url || !w->username || !w->password_file || !w->curl)
-		goto fail;
+	w->http = wshop_http_new(o->profile, o->ratelimit, o->stop, &w->stats);
+	if (!w->api_url || !w->username || !w->password_file || !w->http) {
+		wshop_free(w);
+		return NULL;
+	}
 	w->profile = o->profile;
-	w->ratelimit = o->ratelimit;
 	w->tokens = o->tokens;
 	w->stop = o->stop;
 	w->log = o->log;
-	w->rng = (uint64_t)mono_ms() ^ (uint64_t)(uintptr_t)w ^ ((uint64_t)getpid() << 32);
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	w->rng = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 20) ^ (uint64_t)(uintptr_t)w ^
+		 ((uint64_t)getpid() << 32);
 	if (w->rng == 0)
 		w->rng = 0x9e3779b97f4a7c15ull;
-
-	CURL *c = w->curl;
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, w->curl_err);
-	curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "");
-	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, w->profile->connect_timeout_s);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT, w->profile->request_timeout_s);
-	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, &w->body);
-	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-	curl_easy_setopt(c, CURLOPT_HEADERDATA, w);
-	curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
-	curl_easy_setopt(c, CURLOPT_XFERINFODATA, w);
-	curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
-	curl_easy_setopt(c, CURLOPT_USERAGENT, "kleepd/" KLEEP_VERSION);
-	/* TLS peer and host verification stay at curl's default: on. */
 	return w;
-fail:
-	wshop_free(w);
-	return NULL;
 }
 
 static void drop_token(struct wshop *w)
@@ -379,9 +181,7 @@ void wshop_free(struct wshop *w)
 	if (!w)
 		return;
 	drop_token(w);
-	if (w->curl)
-		curl_easy_cleanup(w->curl);
-	free(w->body.data);
+	wshop_http_free(w->http);
 	free(w->api_url);
 	free(w->username);
 	free(w->password_file);
@@ -476,270 +276,31 @@ static enum errclass read_password(struct wshop *w, char *buf, size_t cap)
 	return ERRC_NONE;
 }
 
-/* ---- one HTTP exchange -------------------------------------------------- */
-
-/* What one attempt came to, before the retry policy looks at it. */
-enum outcome {
-	OUT_OK,
-	OUT_RETRY,        /* transient: network, 429, 5xx */
-	OUT_RETRY_BAD,    /* retried, but bad_reply when it gives up: 2xx not JSON / success not true */
-	OUT_401,
-	OUT_403,
-	OUT_CONFIG,       /* other 4xx, 3xx, a URL curl refuses, TLS verification */
-	OUT_BAD,          /* a reply no retry can fix: too big, records not where the profile says */
-	OUT_STOPPED,
-};
-
-struct attempt {
-	enum outcome out;
-	long status;        /* HTTP status, 0 when none */
-	json_t *reply;      /* the parsed reply on OUT_OK (owned) */
-	char why[256];      /* short, for a person: "HTTP 503", "timeout", "body is not JSON" */
-	char msg[WSHOP_MSG_MAX + 1]; /* WSHOP's error.message, sanitised; "" when none */
-	bool success_false; /* a JSON reply whose success field is false */
-	long retry_after_s; /* -1 when none */
-};
-
-/* Copy WSHOP's error message from reply into a->msg, keeping it on one line. */
-static void take_message(const struct wshop *w, json_t *reply, struct attempt *a)
-{
-	const char *m = json_string_value(profile_path_get(reply, w->profile->error_message_path));
-	if (!m && json_is_string(json_object_get(reply, "error")))
-		m = json_string_value(json_object_get(reply, "error"));
-	if (!m)
-		m = json_string_value(json_object_get(reply, "message"));
-	if (!m)
-		return;
-	size_t i;
-	for (i = 0; m[i] && i < WSHOP_MSG_MAX; i++)
-		a->msg[i] = (unsigned char)m[i] < 0x20 || m[i] == 0x7f ? ' ' : m[i];
-	/* Cut at a character, not inside one: the text goes into JSON replies. */
-	if (m[i])
-		while (i > 0 && ((unsigned char)m[i] & 0xC0) == 0x80)
-			i--;
-	a->msg[i] = 0;
-}
-
-static enum outcome curl_outcome(CURLcode rc, const struct buf *b)
-{
-	switch (rc) {
-	case CURLE_ABORTED_BY_CALLBACK:
-		return OUT_STOPPED;
-	case CURLE_WRITE_ERROR:
-		return b->too_big ? OUT_BAD : OUT_RETRY;
-	case CURLE_URL_MALFORMAT:
-	case CURLE_UNSUPPORTED_PROTOCOL:
-	case CURLE_PEER_FAILED_VERIFICATION:
-	case CURLE_SSL_CACERT_BADFILE:
-	case CURLE_SSL_CERTPROBLEM:
-	case CURLE_SSL_ISSUER_ERROR:
-	case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
-	case CURLE_LOGIN_DENIED:
-		/* The operator must change a setting; retrying cannot help. */
-		return OUT_CONFIG;
-	default:
-		/* Timeouts, refused or reset connections, a body cut short, DNS. */
-		return OUT_RETRY;
-	}
-}
-
-/* Append "k=v" to the query string q, URL-escaped; false on out-of-memory. */
-static bool query_add(CURL *c, char **q, const char *k, const char *v)
-{
-	char *ek = curl_easy_escape(c, k, 0), *ev = curl_easy_escape(c, v, 0), *nq = NULL;
-	bool ok = false;
-	if (ek && ev && asprintf(&nq, "%s%s%s=%s", *q ? *q : "", *q ? "&" : "", ek, ev) >= 0) {
-		free(*q);
-		*q = nq;
-		ok = true;
-	}
-	curl_free(ek);
-	curl_free(ev);
-	return ok;
-}
+/* ---- the retry policy --------------------------------------------------- */
 
 /*
- * Send params (a JSON object of strings and integers) to path as one HTTP
- * request and sort what came back into a.  secret marks params holding the
- * password: every copy of them is zeroed after the transfer.
+ * One attempt at path: the transport sends it and classifies the reply.
+ * secret marks params holding the password (every copy is zeroed after).
  */
-static void attempt_once(struct wshop *w, const char *path, json_t *params, bool with_token,
-			 bool secret, struct attempt *a)
+static void attempt(struct wshop *w, const char *path, json_t *params, bool with_token,
+		    bool secret, struct wshop_reply *r)
 {
-	const struct profile *p = w->profile;
-	CURL *c = w->curl;
-	struct curl_slist *hdrs = NULL;
-	char *url = NULL, *body = NULL, *query = NULL, *full = NULL, *auth_hdr = NULL;
-	bool is_get = strcmp(p->method, "GET") == 0;
-
-	memset(a, 0, sizeof(*a));
-	a->retry_after_s = -1;
-	if (!wshop_ratelimit_wait(w->ratelimit, w->stop)) {
-		a->out = OUT_STOPPED;
-		goto out;
+	char *url = wshop_join_url(w->api_url, w->profile->base_path, path);
+	if (!url) {
+		wshop_reply_fail(r, WSHOP_OUT_RETRY, "out of memory");
+		return;
 	}
-
-	url = wshop_join_url(w->api_url, p->base_path, path);
-	if (!url)
-		goto oom;
-	if (is_get) {
-		const char *k;
-		json_t *v;
-		json_object_foreach(params, k, v) {
-			char num[32];
-			const char *s = json_string_value(v);
-			if (!s) {
-				snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-				s = num;
-			}
-			if (!query_add(c, &query, k, s))
-				goto oom;
-		}
-		if (asprintf(&full, "%s%s%s", url, query ? "?" : "", query ? query : "") < 0) {
-			full = NULL;
-			goto oom;
-		}
-		curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
-	} else {
-		body = json_dumps(params, JSON_COMPACT);
-		if (!body)
-			goto oom;
-		curl_easy_setopt(c, CURLOPT_POST, 1L);
-		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
-		hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
-		if (!hdrs)
-			goto oom;
-	}
-	struct curl_slist *h = curl_slist_append(hdrs, "Accept: application/json");
-	if (!h)
-		goto oom;
-	hdrs = h;
-	/* An empty Expect: stops curl waiting for 100 Continue on larger bodies. */
-	if (!(h = curl_slist_append(hdrs, "Expect:")))
-		goto oom;
-	hdrs = h;
-	if (with_token) {
-		if (asprintf(&auth_hdr, "Authorization: Bearer %s", w->token) < 0) {
-			auth_hdr = NULL;
-			goto oom;
-		}
-		if (!(h = curl_slist_append(hdrs, auth_hdr)))
-			goto oom;
-		hdrs = h;
-	}
-	curl_easy_setopt(c, CURLOPT_URL, full ? full : url);
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
-
-	w->body.len = 0;
-	w->body.too_big = false;
-	if (w->body.data)
-		w->body.data[0] = 0;
-	w->retry_after[0] = 0;
-	w->curl_err[0] = 0;
-	w->stats.requests++;
-
-	CURLcode rc = curl_easy_perform(c);
-
-	w->stats.bytes += (int64_t)w->body.len;
-	curl_off_t wire = 0;
-	if (curl_easy_getinfo(c, CURLINFO_SIZE_DOWNLOAD_T, &wire) == CURLE_OK)
-		w->stats.wire_bytes += (int64_t)wire;
-	long conns = 0;
-	if (curl_easy_getinfo(c, CURLINFO_NUM_CONNECTS, &conns) == CURLE_OK)
-		w->stats.connects += conns;
-	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &a->status);
-	if (a->status)
-		w->last_status = a->status;
-	/* The handle keeps option pointers: clear those we are about to free. */
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
-	curl_easy_setopt(c, CURLOPT_POSTFIELDS, NULL);
-
-	if (rc != CURLE_OK) {
-		a->out = curl_outcome(rc, &w->body);
-		if (a->out == OUT_BAD)
-			snprintf(a->why, sizeof(a->why), "reply larger than %u MiB", WSHOP_BODY_MAX >> 20);
-		else
-			snprintf(a->why, sizeof(a->why), "%s", w->curl_err[0] ? w->curl_err
-							      : curl_easy_strerror(rc));
-		goto out;
-	}
-
-	json_error_t jerr;
-	json_t *reply = w->body.len ? json_loadb(w->body.data, w->body.len, 0, &jerr) : NULL;
-	if (reply && !json_is_object(reply)) {
-		json_decref(reply);
-		reply = NULL;
-	}
-	if (reply)
-		take_message(w, reply, a);
-	a->retry_after_s = wshop_parse_retry_after(w->retry_after, time(NULL));
-
-	long st = a->status;
-	if (st >= 200 && st < 300) {
-		json_t *ok = reply ? profile_path_get(reply, p->success_field) : NULL;
-		if (!reply) {
-			a->out = OUT_RETRY_BAD;
-			snprintf(a->why, sizeof(a->why), "HTTP %ld but the reply is not a JSON object", st);
-		} else if (!json_is_true(ok)) {
-			a->out = OUT_RETRY_BAD;
-			a->success_false = json_is_false(ok);
-			snprintf(a->why, sizeof(a->why), "HTTP %ld but '%s' is %s", st, p->success_field,
-				 json_is_false(ok) ? "false" : "missing or not a boolean");
-		} else {
-			a->out = OUT_OK;
-			a->reply = reply;
-			reply = NULL;
-		}
-	} else {
-		snprintf(a->why, sizeof(a->why), "HTTP %ld", st);
-		if (st == 401)
-			a->out = OUT_401;
-		else if (st == 403)
-			a->out = OUT_403;
-		else if (st == 408 || st == 425 || st == 429 || st >= 500)
-			a->out = OUT_RETRY;
-		else {
-			a->out = OUT_CONFIG;
-			char *loc = NULL;
-			if (st >= 300 && st < 400 &&
-			    curl_easy_getinfo(c, CURLINFO_REDIRECT_URL, &loc) == CURLE_OK && loc)
-				snprintf(a->why, sizeof(a->why), "HTTP %ld, redirected to %.160s", st, loc);
-		}
-		/* DESIGN.md §3: Retry-After counts on 429 and 503 only. */
-		if (st != 429 && st != 503)
-			a->retry_after_s = -1;
-	}
-	json_decref(reply);
-	goto out;
-oom:
-	a->out = OUT_RETRY;
-	snprintf(a->why, sizeof(a->why), "out of memory");
-out:
-	if (secret && body)
-		explicit_bzero(body, strlen(body));
-	if (secret && full)
-		explicit_bzero(full, strlen(full));
-	if (secret && query)
-		explicit_bzero(query, strlen(query));
-	if (auth_hdr)
-		explicit_bzero(auth_hdr, strlen(auth_hdr));
-	/* The reply to authenticate holds the token; do not leave it in the buffer. */
-	if (secret && w->body.data)
-		explicit_bzero(w->body.data, w->body.len);
-	curl_slist_free_all(hdrs);
-	free(auth_hdr);
-	free(body);
-	free(query);
-	free(full);
+	wshop_http_exchange(w->http, url, params, with_token ? w->token : NULL, secret, r);
 	free(url);
+	if (r->status)
+		w->last_status = r->status;
 }
 
 /* "endpoint /orders/get: HTTP 503 (WSHOP: maintenance)" into buf. */
-static void describe(const char *path, const struct attempt *a, char *buf, size_t size)
+static void describe(const char *path, const struct wshop_reply *r, char *buf, size_t size)
 {
-	snprintf(buf, size, "endpoint %s: %s%s%s%s", path, a->why, a->msg[0] ? " (WSHOP: " : "",
-		 a->msg, a->msg[0] ? ")" : "");
+	snprintf(buf, size, "endpoint %s: %s%s%s%s", path, r->why, r->msg[0] ? " (WSHOP: " : "",
+		 r->msg, r->msg[0] ? ")" : "");
 }
 
 /* Full or equal jitter: the delay before retry number `attempt` (1-based), in ms. */
@@ -757,6 +318,43 @@ static int64_t backoff_ms(struct wshop *w, int attempt)
 	w->rng ^= w->rng << 17;
 	/* Equal jitter: at least half the backoff, so a retry storm still spreads out. */
 	return d / 2 + (int64_t)(w->rng % (uint64_t)(d / 2 + 1));
+}
+
+/* The authenticate call itself was refused: the credentials are wrong. */
+static enum errclass refused(struct wshop *w, const char *path, const struct wshop_reply *r)
+{
+	set_error(w, "authentication refused for user %s at %s (%s%s%s)", w->username, path, r->why,
+		  r->msg[0] ? ": " : "", r->msg);
+	return ERRC_AUTH;
+}
+
+/*
+ * After transient failure number n (described in what): ERRC_NONE once the
+ * backoff (never shorter than a Retry-After) has passed and the request may
+ * go again, or the class to give up with (ERRC_STOPPED when stopped meanwhile).
+ */
+static enum errclass retry_wait(struct wshop *w, const struct wshop_reply *r, const char *what,
+				int n, int attempts)
+{
+	const struct profile *p = w->profile;
+	enum errclass give_up = r->out == WSHOP_OUT_RETRY_BAD ? ERRC_BAD_REPLY : ERRC_TRANSIENT;
+
+	if (n >= attempts) {
+		set_error(w, "%s; gave up after %d attempts", what, n);
+		return give_up;
+	}
+	if (r->retry_after_s > p->retry_after_max_s) {
+		set_error(w, "%s; the server asks to retry after %ld s, more than %ld s", what,
+			  r->retry_after_s, p->retry_after_max_s);
+		return ERRC_TRANSIENT;
+	}
+	int64_t delay = backoff_ms(w, n);
+	if (r->retry_after_s >= 0 && delay < (int64_t)r->retry_after_s * 1000)
+		delay = (int64_t)r->retry_after_s * 1000;
+	set_error(w, "%s", what);
+	log_msg(LOG_WARNING, &w->log, NULL, "%s: %s, attempt %d of %d, retrying in %" PRId64 " ms",
+		what, errclass_name(give_up), n, attempts, delay);
+	return wshop_http_sleep(delay, w->stop) ? ERRC_NONE : ERRC_STOPPED;
 }
 
 static enum errclass authenticate(struct wshop *w);
@@ -783,47 +381,44 @@ static bool adopt_token(struct wshop *w)
 static enum errclass request(struct wshop *w, const char *path, json_t *params, bool is_auth,
 				json_t **reply)
 {
-	const struct profile *p = w->profile;
-	int attempts = p->retry_attempts > 0 ? p->retry_attempts : 1;
+	int attempts = w->profile->retry_attempts > 0 ? w->profile->retry_attempts : 1;
 	bool reauthed = false;
-	struct attempt a;
+	struct wshop_reply r;
 	char what[WSHOP_ERROR_MAX];
+	enum errclass e;
 
 	*reply = NULL;
 	snprintf(w->last_endpoint, sizeof(w->last_endpoint), "%s", path);
 	for (int n = 1;; n++) {
-		if (stop_raised(w->stop))
+		if (stop_raised(w))
 			goto stopped;
 		if (!is_auth && (!w->token || (w->renew_at && time(NULL) >= w->renew_at)) &&
 		    !adopt_token(w)) {
-			enum errclass e = authenticate(w);
+			e = authenticate(w);
 			if (e != ERRC_NONE)
 				return e;
 			snprintf(w->last_endpoint, sizeof(w->last_endpoint), "%s", path);
 		}
-		attempt_once(w, path, params, !is_auth, is_auth, &a);
-		describe(path, &a, what, sizeof(what));
+		attempt(w, path, params, !is_auth, is_auth, &r);
+		describe(path, &r, what, sizeof(what));
 
-		switch (a.out) {
-		case OUT_OK:
-			*reply = a.reply;
+		switch (r.out) {
+		case WSHOP_OUT_OK:
+			*reply = r.json;
 			return ERRC_NONE;
-		case OUT_STOPPED:
+		case WSHOP_OUT_STOPPED:
 			goto stopped;
-		case OUT_CONFIG:
+		case WSHOP_OUT_CONFIG:
 			set_error(w, "%s; check the merchant's API URL and profile", what);
 			return ERRC_CONFIG;
-		case OUT_BAD:
+		case WSHOP_OUT_BAD:
 			set_error(w, "%s", what);
 			return ERRC_BAD_REPLY;
-		case OUT_401:
-		case OUT_403:
-			if (is_auth) {
-				set_error(w, "authentication refused for user %s at %s (%s%s%s)", w->username,
-					  path, a.why, a.msg[0] ? ": " : "", a.msg);
-				return ERRC_AUTH;
-			}
-			if (a.out == OUT_401 && !reauthed) {
+		case WSHOP_OUT_401:
+		case WSHOP_OUT_403:
+			if (is_auth)
+				return refused(w, path, &r);
+			if (r.out == WSHOP_OUT_401 && !reauthed) {
 				/* The token may have been revoked or expired early: one fresh one. */
 				reauthed = true;
 				log_msg(LOG_NOTICE, &w->log, NULL, "%s; authenticating again", what);
@@ -833,44 +428,27 @@ static enum errclass request(struct wshop *w, const char *path, json_t *params, 
 				continue;
 			}
 			set_error(w, "endpoint %s is not authorized for this API user (HTTP %ld%s%s)", path,
-				  a.status, a.msg[0] ? ": " : "", a.msg);
+				  r.status, r.msg[0] ? ": " : "", r.msg);
 			return ERRC_UNAUTHORIZED;
-		case OUT_RETRY_BAD:
-			if (is_auth && a.success_false) {
-				/* WSHOP answers bad credentials with success:false. */
-				set_error(w, "authentication refused for user %s at %s (%s%s%s)", w->username,
-					  path, a.why, a.msg[0] ? ": " : "", a.msg);
-				return ERRC_AUTH;
-			}
+		case WSHOP_OUT_RETRY_BAD:
+			/* WSHOP answers bad credentials with success:false. */
+			if (is_auth && r.success_false)
+				return refused(w, path, &r);
 			/* fallthrough */
-		case OUT_RETRY:
+		case WSHOP_OUT_RETRY:
 			break;
 		}
-
-		enum errclass give_up = a.out == OUT_RETRY_BAD ? ERRC_BAD_REPLY : ERRC_TRANSIENT;
-		if (n >= attempts) {
-			set_error(w, "%s; gave up after %d attempts", what, n);
-			return give_up;
-		}
-		if (a.retry_after_s > p->retry_after_max_s) {
-			set_error(w, "%s; the server asks to retry after %ld s, more than %ld s", what,
-				  a.retry_after_s, p->retry_after_max_s);
-			return ERRC_TRANSIENT;
-		}
-		int64_t delay = backoff_ms(w, n);
-		if (a.retry_after_s >= 0 && delay < (int64_t)a.retry_after_s * 1000)
-			delay = (int64_t)a.retry_after_s * 1000;
-		set_error(w, "%s", what);
-		log_msg(LOG_WARNING, &w->log, NULL, "%s: %s, attempt %d of %d, retrying in %" PRId64 " ms",
-			what, errclass_name(give_up), n, attempts,
-			delay);
-		if (!sleep_until(mono_ms() + delay, w->stop))
+		e = retry_wait(w, &r, what, n, attempts);
+		if (e == ERRC_STOPPED)
 			goto stopped;
+		if (e != ERRC_NONE)
+			return e;
 	}
 stopped:
 	set_error(w, "endpoint %s: stopped", path);
 	return ERRC_STOPPED;
 }
+
 
 /*
  * When to renew a token received now.  Its lifetime is exp - iat when the

@@ -70,8 +70,6 @@ const char *wshop_last_endpoint(const struct wshop *w);
 const struct wshop_stats *wshop_stats(const struct wshop *w);
 
 /* Helpers exposed for tests. */
-/* Retry-After as seconds from now: "120" or an HTTP-date; -1 when unparsable. */
-long wshop_parse_retry_after(const char *v, time_t now);
 /* The JWT's exp claim, or 0 when it has none or is not a JWT. */
 int64_t wshop_jwt_exp(const char *token);
 /* api_url + base_path unless api_url already ends with base_path; caller frees. */

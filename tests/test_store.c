@@ -5,6 +5,7 @@
 #include "unit.h"
 #include "unit_sql.h"
 
+#include "buf.h"
 #include "migrations.h"
 #include "store.h"
 
@@ -18,21 +19,18 @@ static const char *const tables[] = {
 static char *schema_dump(sqlite3 *db)
 {
 	sqlite3_stmt *s;
-	size_t len = 0;
-	char *out = calloc(1, 1);
+	struct buf out;
+	buf_init(&out, 1 << 20);
 	assert_int_equal(sqlite3_prepare_v2(db, "SELECT coalesce(sql, name) FROM sqlite_schema ORDER BY name",
 					    -1, &s, NULL), SQLITE_OK);
 	while (sqlite3_step(s) == SQLITE_ROW) {
-		const char *t = (const char *)sqlite3_column_text(s, 0);
-		size_t n = strlen(t);
-		out = realloc(out, len + n + 2);
-		memcpy(out + len, t, n);
-		len += n;
-		out[len++] = '\n';
-		out[len] = 0;
+		assert_int_equal(buf_addstr(&out, (const char *)sqlite3_column_text(s, 0)), 0);
+		assert_int_equal(buf_addstr(&out, "\n"), 0);
 	}
 	sqlite3_finalize(s);
-	return out;
+	char *text = strdup(buf_str(&out));
+	buf_free(&out);
+	return text;
 }
 
 static char *db_path(const char *dir)

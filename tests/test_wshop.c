@@ -11,7 +11,9 @@
 
 #include "unit.h"
 
+#include "buf.h"
 #include "wshop.h"
+#include "wshop_reply.h"
 
 #define EMULATOR "tests/emulator/wshop_emulator.py"
 #define PYTHON "/usr/bin/python3"
@@ -334,24 +336,20 @@ static void emu_stop(struct emu *e)
 
 static size_t collect(char *ptr, size_t size, size_t nmemb, void *ud)
 {
-	char **buf = ud;
-	size_t old = *buf ? strlen(*buf) : 0, n = size * nmemb;
-	char *b = realloc(*buf, old + n + 1);
-	assert_non_null(b);
-	memcpy(b + old, ptr, n);
-	b[old + n] = 0;
-	*buf = b;
-	return n;
+	assert_int_equal(buf_add(ud, ptr, size * nmemb), 0);
+	return size * nmemb;
 }
 
 /* POST body (JSON text) to the emulator's control path; the parsed reply (caller decrefs). */
 static json_t *ctl(const struct emu *e, const char *path, const char *body)
 {
-	char url[256], *out = NULL;
+	char url[256];
+	struct buf out;
 	long status = 0;
 	CURL *c = curl_easy_init();
 	struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
 
+	buf_init(&out, 1 << 20);
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", e->port, path);
 	curl_easy_setopt(c, CURLOPT_URL, url);
 	curl_easy_setopt(c, CURLOPT_POSTFIELDS, body ? body : "{}");
@@ -364,9 +362,9 @@ static json_t *ctl(const struct emu *e, const char *path, const char *body)
 	curl_slist_free_all(h);
 	curl_easy_cleanup(c);
 	if (status != 200)
-		fail_msg("control %s: HTTP %ld: %s", path, status, out ? out : "");
-	json_t *j = json_loads(out ? out : "", 0, NULL);
-	free(out);
+		fail_msg("control %s: HTTP %ld: %s", path, status, buf_str(&out));
+	json_t *j = json_loads(buf_str(&out), 0, NULL);
+	buf_free(&out);
 	assert_non_null(j);
 	return j;
 }
