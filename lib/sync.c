@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "jsonw.h"
 #include "log.h"
 #include "project.h"
 #include "sync.h"
@@ -40,39 +41,8 @@ struct run {
 	struct sync_result *res;
 	tstamp_t now;
 	char date_from[64];        /* the window's start in the shop's format, "" for none */
-	char *json;                /* one record's JSON, reused for every record (owned) */
-	size_t json_cap;
+	struct jsonw json;         /* one record's JSON, reused for every record (owned) */
 };
-
-#define RECORD_JSON_MAX (64u << 20) /* bytes: above any page body wshop accepts */
-
-/*
- * rec as compact JSON in the run's reused buffer, keys in the order the shop
- * sent them (jansson keeps it), so a record served twice the same is stored
- * the same text; NULL when out of memory or past RECORD_JSON_MAX.
- */
-static const char *record_json(struct run *r, json_t *rec)
-{
-	for (;;) {
-		size_t n = json_dumpb(rec, r->json, r->json_cap, JSON_COMPACT);
-		if (n == 0)
-			return NULL;
-		if (n < r->json_cap) {
-			r->json[n] = 0;
-			return r->json;
-		}
-		if (n >= RECORD_JSON_MAX)
-			return NULL;
-		size_t cap = r->json_cap ? r->json_cap : 4096;
-		while (cap <= n)
-			cap *= 2;
-		char *grown = realloc(r->json, cap);
-		if (!grown)
-			return NULL;
-		r->json = grown;
-		r->json_cap = cap;
-	}
-}
 
 /*
  * The window's start as the shop's local text.  Near an autumn change the
@@ -182,7 +152,9 @@ static int apply_page(struct run *r, json_t *records)
 			log_warning(&r->log, "%s", r->res->message);
 			r->res->message[0] = 0;
 		}
-		const char *json = record_json(r, rec);
+		/* Keys in the order the shop sent them (jansson keeps it), so a
+		 * record served twice the same is stored the same text. */
+		const char *json = jsonw_compact(&r->json, rec);
 		if (!json)
 			return -ENOMEM;
 		/* A record the mirror holds as it is needs no write: its canonical
@@ -498,7 +470,7 @@ int sync_run(struct sync_job *job, enum stream s, struct sync_result *res)
 	tstamp_now(r.now);
 	rc = run_end(&r, rc, &run);
 	store_state_clear(&r.state);
-	free(r.json);
+	jsonw_free(&r.json);
 	return rc;
 }
 
