@@ -16,6 +16,7 @@
 
 #include <curl/curl.h>
 
+#include "jsonr.h"
 #include "wshop.h"
 
 #define WSHOP_BODY_MAX     (64u << 20) /* bytes of one reply body; more is a bad reply */
@@ -675,7 +676,7 @@ static void attempt_once(struct wshop *w, const char *path, json_t *params, bool
 	}
 
 	json_error_t jerr;
-	json_t *reply = w->body.len ? json_loadb(w->body.data, w->body.len, 0, &jerr) : NULL;
+	json_t *reply = w->body.len ? jsonr_loadb(w->body.data, w->body.len, &jerr) : NULL;
 	if (reply && !json_is_object(reply)) {
 		json_decref(reply);
 		reply = NULL;
