@@ -135,6 +135,9 @@ static const char *lookup(const struct project_ctx *c, struct scratch *sc, const
 static const char *SQL_SIZE_LABEL = "SELECT label FROM sizes WHERE size_id = ?1";
 static const char *SQL_DEPARTMENT_LABEL = "SELECT label FROM departments WHERE department_id = ?1";
 static const char *SQL_ATTRIBUTE_BY_CODE = "SELECT attribute_id FROM attributes WHERE code = ?1";
+/* The first tells whether the two deletes have anything to do (their IN costs a temporary B-tree). */
+static const char *SQL_PRODUCT_RENAMED_ANY =
+	"SELECT 1 FROM products WHERE source_id = ?1 AND product_id <> ?2 AND source = 'api' LIMIT 1";
 static const char *SQL_PRODUCT_RENAMED_LABELS =
 	"DELETE FROM labels WHERE entity = 'product' AND source = 'api' AND entity_id IN"
 	" (SELECT product_id FROM products WHERE source_id = ?1 AND product_id <> ?2 AND source = 'api')";
@@ -263,10 +266,21 @@ static const char *parent_reference(const struct project_ctx *c, struct scratch 
 	return NULL;
 }
 
+/* Whether v (not NULL) is among the n texts of list. */
+static bool seen(char *const *list, size_t n, const char *v)
+{
+	for (size_t i = 0; v && i < n; i++)
+		if (list[i] && strcmp(list[i], v) == 0)
+			return true;
+	return false;
+}
+
 /*
  * Rows of a query with one text parameter, as strdup'd texts (cols per row,
  * NULL kept), appended to *out.  Collected before anything else runs, since
- * projecting reuses the store's cached statements.
+ * projecting reuses the store's cached statements.  A one-column query's
+ * repeated values are kept once: the queries ask for ids without DISTINCT,
+ * whose temporary B-tree cost more than the query (a page zeroed per call).
  */
 static int collect(const struct project_ctx *c, const char *sql, const char *param, int cols,
 		   char ***out, size_t *n)
@@ -276,7 +290,10 @@ static int collect(const struct project_ctx *c, const char *sql, const char *par
 	if (!q)
 		return -EIO;
 	sqlite3_bind_text(q, 1, param, -1, SQLITE_STATIC);
+	size_t first = *n;
 	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		if (cols == 1 && seen(*out + first, *n - first, (const char *)sqlite3_column_text(q, 0)))
+			continue;
 		char **grown = realloc(*out, (*n + (size_t)cols) * sizeof(**out));
 		if (!grown) {
 			rc = SQLITE_NOMEM;
@@ -320,14 +337,14 @@ static int put_parent(const struct project_ctx *c, enum canon_table t, const cha
 }
 
 static const char *SQL_ORDERS_OF_RAW_PRODUCT =
-	"SELECT DISTINCT order_id FROM order_lines WHERE product_id = ?1 AND source = 'api'";
+	"SELECT order_id FROM order_lines WHERE product_id = ?1 AND source = 'api'";
 static const char *SQL_RETURNS_OF_RAW_PRODUCT =
-	"SELECT DISTINCT return_id FROM return_lines WHERE product_id = ?1 AND source = 'api'";
+	"SELECT return_id FROM return_lines WHERE product_id = ?1 AND source = 'api'";
 static const char *SQL_ORDERS_UNFILLED =
-	"SELECT DISTINCT order_id FROM order_lines WHERE variant_id = ?1 AND source = 'api'"
+	"SELECT order_id FROM order_lines WHERE variant_id = ?1 AND source = 'api'"
 	" AND (sku IS NULL OR size_label IS NULL)";
 static const char *SQL_RETURNS_UNFILLED =
-	"SELECT DISTINCT return_id FROM return_lines WHERE variant_id = ?1 AND source = 'api'"
+	"SELECT return_id FROM return_lines WHERE variant_id = ?1 AND source = 'api'"
 	" AND (sku IS NULL OR size_label IS NULL)";
 
 static const char *SQL_PRODUCT_VARIANTS =
@@ -374,16 +391,19 @@ static int project_product(const struct project_ctx *c, json_t *rec, char *err, 
 	size_t n_late = 0, n_late_orders = 0;
 	/* product_id_field changed since this product was last written: its
 	 * old row goes, with its variants (ON DELETE CASCADE) and its labels. */
-	static const char *const *renamed[] = { &SQL_PRODUCT_RENAMED_LABELS, &SQL_PRODUCT_RENAMED };
-	for (size_t k = 0; k < 2; k++) {
-		sqlite3_stmt *del = store_stmt(c->st, *renamed[k]);
-		if (!del)
+	static const char *const *renamed[] = { &SQL_PRODUCT_RENAMED_ANY, &SQL_PRODUCT_RENAMED_LABELS,
+						  &SQL_PRODUCT_RENAMED };
+	for (size_t k = 0; k < 3; k++) {
+		sqlite3_stmt *q = store_stmt(c->st, *renamed[k]);
+		if (!q)
 			goto out;
-		sqlite3_bind_text(del, 1, row[P_SOURCE_ID], -1, SQLITE_STATIC);
-		sqlite3_bind_text(del, 2, row[P_PRODUCT_ID], -1, SQLITE_STATIC);
-		int rc = sqlite3_step(del);
-		sqlite3_reset(del);
-		if (rc != SQLITE_DONE)
+		sqlite3_bind_text(q, 1, row[P_SOURCE_ID], -1, SQLITE_STATIC);
+		sqlite3_bind_text(q, 2, row[P_PRODUCT_ID], -1, SQLITE_STATIC);
+		int rc = sqlite3_step(q);
+		sqlite3_reset(q);
+		if (k == 0 && rc == SQLITE_DONE)
+			break; /* not renamed: the usual case, one index probe */
+		if (rc != (k == 0 ? SQLITE_ROW : SQLITE_DONE))
 			goto out;
 	}
 	if (put_parent(c, CANON_PRODUCTS, row, &applied, &fresh) < 0)
@@ -459,9 +479,9 @@ out:
 
 /* One statement for the three catalog look-ups of a line (it runs for every line). */
 static const char *SQL_LINE_REFS =
-	"SELECT (SELECT product_id FROM products WHERE source_id = ?1),"
-	"       (SELECT sku FROM variants WHERE variant_id = ?2),"
-	"       (SELECT size_label FROM variants WHERE variant_id = ?2)";
+	"SELECT p.product_id, v.sku, v.size_label FROM (SELECT ?1 AS source_id, ?2 AS variant_id) AS k"
+	" LEFT JOIN products AS p ON p.source_id = k.source_id"
+	" LEFT JOIN variants AS v ON v.variant_id = k.variant_id LIMIT 1";
 
 /* An order or return line's product and variant columns, filled from the catalog. */
 static void line_refs(const struct project_ctx *c, struct scratch *sc, json_t *line,
@@ -579,9 +599,9 @@ static int project_return(const struct project_ctx *c, json_t *rec)
 
 static const char *SQL_VARIANT_NOW = "SELECT sku, size_id FROM variants WHERE variant_id = ?1";
 static const char *SQL_ORDERS_OF_VARIANT =
-	"SELECT DISTINCT order_id FROM order_lines WHERE variant_id = ?1 AND source = 'api'";
+	"SELECT order_id FROM order_lines WHERE variant_id = ?1 AND source = 'api'";
 static const char *SQL_RETURNS_OF_VARIANT =
-	"SELECT DISTINCT return_id FROM return_lines WHERE variant_id = ?1 AND source = 'api'";
+	"SELECT return_id FROM return_lines WHERE variant_id = ?1 AND source = 'api'";
 static const char *SQL_ORDER_JSON =
 	"SELECT json FROM records WHERE stream = 'orders' AND id = ?1 AND source = 'api'"
 	" AND deleted = 0";
