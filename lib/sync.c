@@ -42,6 +42,7 @@ struct run {
 	tstamp_t now;
 	char date_from[64];        /* the window's start in the shop's format, "" for none */
 	struct jsonw json;         /* one record's JSON, reused for every record (owned) */
+	bool resumed;              /* the window was opened by a run that died */
 };
 
 /*
@@ -256,7 +257,11 @@ static int window_close(struct run *r)
 	store_state_set(&st->endpoint, NULL);
 	st->unauthorized = false;
 	st->rows_total = rows_total(r);
-	if (project_refresh(&r->pc, r->s) < 0 || store_state_put(db, r->name, st) < 0 ||
+	/* Labels copied from this stream into others (a size's, a department's)
+	 * can only have gone stale if this window wrote or deleted something, or
+	 * a dead run wrote part of it: the refresh scans whole tables. */
+	bool wrote = r->res->rows_changed || r->res->deleted || r->resumed;
+	if ((wrote && project_refresh(&r->pc, r->s) < 0) || store_state_put(db, r->name, st) < 0 ||
 	    store_commit(db) < 0)
 		goto fail;
 	return 0;
@@ -354,6 +359,7 @@ static int window_read_close(struct run *r)
 static int read_windows(struct run *r, int64_t run_id)
 {
 	bool resumed = window_open(r, run_id);
+	r->resumed = resumed;
 	int rc = window_read_close(r);
 	if (rc == 0 && resumed) {
 		log_info(&r->log, "the resumed window is closed; reading up to this run's start");
