@@ -525,6 +525,119 @@ static const char *line_no(const struct project_ctx *c, struct scratch *sc, json
 	return b;
 }
 
+/* Order and return lines: which table, and how one line's row is built. */
+struct lines_of {
+	enum canon_table table;
+	const char *count_sql;
+	void (*row)(const struct project_ctx *c, struct scratch *sc, json_t *line, size_t i,
+		    const char *const *parent, const char **out);
+};
+
+static void order_line_row(const struct project_ctx *c, struct scratch *ls, json_t *l, size_t i,
+			   const char *const *row, const char **lr)
+{
+	lr[OL_ORDER_ID] = row[O_ORDER_ID];
+	lr[OL_LINE_NO] = line_no(c, ls, l, i);
+	line_refs(c, ls, l, &lr[OL_PRODUCT_ID], &lr[OL_VARIANT_ID], &lr[OL_SKU], &lr[OL_SIZE_LABEL]);
+	lr[OL_QUANTITY] = field_text(c, ls, l, "quantity");
+	lr[OL_PRICE] = field_text(c, ls, l, "price");
+}
+
+static void return_line_row(const struct project_ctx *c, struct scratch *ls, json_t *l, size_t i,
+			    const char *const *row, const char **lr)
+{
+	lr[RL_RETURN_ID] = row[R_RETURN_ID];
+	lr[RL_LINE_NO] = line_no(c, ls, l, i);
+	lr[RL_ORDER_ID] = row[R_ORDER_ID];
+	line_refs(c, ls, l, &lr[RL_PRODUCT_ID], &lr[RL_VARIANT_ID], &lr[RL_SKU], &lr[RL_SIZE_LABEL]);
+	lr[RL_QUANTITY] = field_text(c, ls, l, "quantity");
+	lr[RL_REASON_ID] = field_text(c, ls, l, "reason_id");
+	lr[RL_COMMENT] = field_text(c, ls, l, "comment");
+}
+
+static const struct lines_of order_lines = {
+	CANON_ORDER_LINES, "SELECT count(*) FROM order_lines WHERE order_id = ?1", order_line_row,
+};
+static const struct lines_of return_lines = {
+	CANON_RETURN_LINES, "SELECT count(*) FROM return_lines WHERE return_id = ?1", return_line_row,
+};
+
+#define LINES_IN_PLACE_MAX 64
+
+/*
+ * Whether the lines' numbers are plain decimal integers (as the mirror stores
+ * them) and none repeats: then writing the lines over the stored ones and
+ * counting what the parent holds tells whether an old line is left over.
+ */
+static bool plainly_numbered(const struct project_ctx *c, json_t *lines)
+{
+	long long seen_no[LINES_IN_PLACE_MAX];
+	size_t i, n = json_array_size(lines);
+	json_t *l;
+	if (n > LINES_IN_PLACE_MAX)
+		return false;
+	json_array_foreach(lines, i, l) {
+		struct scratch ls = { .used = 0 };
+		const char *t = line_no(c, &ls, l, i);
+		size_t len = strlen(t);
+		if (len == 0 || len > 18 || (t[0] == '0' && len > 1) || strspn(t, "0123456789") != len)
+			return false;
+		seen_no[i] = strtoll(t, NULL, 10);
+		for (size_t k = 0; k < i; k++)
+			if (seen_no[k] == seen_no[i])
+				return false;
+	}
+	return true;
+}
+
+static int put_lines(const struct project_ctx *c, const struct lines_of *lo, json_t *lines,
+		     const char *const *parent)
+{
+	size_t i;
+	json_t *l;
+	json_array_foreach(lines, i, l) {
+		struct scratch ls = { .used = 0 };
+		const char *lr[CANON_COLS_MAX] = { 0 };
+		lo->row(c, &ls, l, i, parent, lr);
+		if (canon_put(c->st, lo->table, lr, "api", NULL) < 0)
+			return -EIO;
+	}
+	return 0;
+}
+
+/*
+ * The parent's lines become the record's.  A new parent has none yet.  An
+ * updated one most often keeps its lines, or changes one: they are written
+ * over the stored ones (an unchanged line costs a look-up, no write), and
+ * only when old lines are left over (or the numbers are not plain) are they
+ * all deleted and written again (DOMAIN.md §1: child rows replaced wholesale).
+ */
+static int replace_lines(const struct project_ctx *c, const struct lines_of *lo, json_t *rec,
+			 const char *const *parent, bool fresh)
+{
+	json_t *lines = get(c, rec, "lines");
+	bool in_place = !fresh && plainly_numbered(c, lines);
+	if (!fresh && !in_place && canon_delete_children(c->st, lo->table, NULL, parent[0]) < 0)
+		return -EIO;
+	if (put_lines(c, lo, lines, parent) < 0)
+		return -EIO;
+	if (!in_place)
+		return 0;
+	sqlite3_stmt *q = store_stmt(c->st, lo->count_sql);
+	if (!q)
+		return -EIO;
+	sqlite3_bind_text(q, 1, parent[0], -1, SQLITE_STATIC);
+	int rc = sqlite3_step(q);
+	sqlite3_int64 stored = rc == SQLITE_ROW ? sqlite3_column_int64(q, 0) : -1;
+	sqlite3_reset(q);
+	if (rc != SQLITE_ROW)
+		return -EIO;
+	if ((size_t)stored == json_array_size(lines))
+		return 0;
+	return canon_delete_children(c->st, lo->table, NULL, parent[0]) < 0 ? -EIO
+										: put_lines(c, lo, lines, parent);
+}
+
 static int project_order(const struct project_ctx *c, json_t *rec)
 {
 	struct scratch sc = { .used = 0 };
@@ -541,25 +654,7 @@ static int project_order(const struct project_ctx *c, json_t *rec)
 	row[O_UPDATED_AT] = field_time(c, &sc, rec, "date_upd");
 	if (put_parent(c, CANON_ORDERS, row, &applied, &fresh) < 0)
 		return -EIO;
-	if (!applied)
-		return 0;
-	if (!fresh && canon_delete_children(c->st, CANON_ORDER_LINES, NULL, row[O_ORDER_ID]) < 0)
-		return -EIO;
-	size_t i;
-	json_t *l;
-	json_array_foreach(get(c, rec, "lines"), i, l) {
-		struct scratch ls = { .used = 0 };
-		const char *lr[OL_COUNT] = { 0 };
-		lr[OL_ORDER_ID] = row[O_ORDER_ID];
-		lr[OL_LINE_NO] = line_no(c, &ls, l, i);
-		line_refs(c, &ls, l, &lr[OL_PRODUCT_ID], &lr[OL_VARIANT_ID], &lr[OL_SKU],
-			  &lr[OL_SIZE_LABEL]);
-		lr[OL_QUANTITY] = field_text(c, &ls, l, "quantity");
-		lr[OL_PRICE] = field_text(c, &ls, l, "price");
-		if (canon_put(c->st, CANON_ORDER_LINES, lr, "api", NULL) < 0)
-			return -EIO;
-	}
-	return 0;
+	return applied ? replace_lines(c, &order_lines, rec, row, fresh) : 0;
 }
 
 static int project_return(const struct project_ctx *c, json_t *rec)
@@ -574,27 +669,7 @@ static int project_return(const struct project_ctx *c, json_t *rec)
 	row[R_UPDATED_AT] = field_time(c, &sc, rec, "date_upd");
 	if (put_parent(c, CANON_RETURNS, row, &applied, &fresh) < 0)
 		return -EIO;
-	if (!applied)
-		return 0;
-	if (!fresh && canon_delete_children(c->st, CANON_RETURN_LINES, NULL, row[R_RETURN_ID]) < 0)
-		return -EIO;
-	size_t i;
-	json_t *l;
-	json_array_foreach(get(c, rec, "lines"), i, l) {
-		struct scratch ls = { .used = 0 };
-		const char *lr[RL_COUNT] = { 0 };
-		lr[RL_RETURN_ID] = row[R_RETURN_ID];
-		lr[RL_LINE_NO] = line_no(c, &ls, l, i);
-		lr[RL_ORDER_ID] = row[R_ORDER_ID];
-		line_refs(c, &ls, l, &lr[RL_PRODUCT_ID], &lr[RL_VARIANT_ID], &lr[RL_SKU],
-			  &lr[RL_SIZE_LABEL]);
-		lr[RL_QUANTITY] = field_text(c, &ls, l, "quantity");
-		lr[RL_REASON_ID] = field_text(c, &ls, l, "reason_id");
-		lr[RL_COMMENT] = field_text(c, &ls, l, "comment");
-		if (canon_put(c->st, CANON_RETURN_LINES, lr, "api", NULL) < 0)
-			return -EIO;
-	}
-	return 0;
+	return applied ? replace_lines(c, &return_lines, rec, row, fresh) : 0;
 }
 
 static const char *SQL_VARIANT_NOW = "SELECT sku, size_id FROM variants WHERE variant_id = ?1";
