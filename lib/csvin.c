@@ -127,6 +127,7 @@ static void ctx_init(struct ctx *x, struct store *st, const struct csvin_opts *o
 
 static void ctx_free(struct ctx *x)
 {
+	csvin_lines_forget(x);
 	csvin_row_reset(x);
 	if (x->parser_live)
 		csv_free(&x->p);

@@ -11,10 +11,12 @@
 
 #include <csv.h>
 
+#include "canon.h"
 #include "csvin.h"
 #include "tstamp.h"
 
 #define VALUE_QUOTE_MAX 40 /* bytes of a bad value quoted back in a reject reason */
+#define CSVIN_LINES_KNOWN_MAX 32 /* lines of one parent placed without a query */
 
 /* ---- the column contract (DOMAIN.md §3); csvin_check.c holds its tables ---- */
 
@@ -83,6 +85,15 @@ struct ctx {
 	char *parent[2];
 	size_t parent_len, parent_cap[2];
 	bool parent_valid, parent_applied;
+	enum canon_table parent_table;
+	/* The lines of that parent, while all of them are known here: it was new
+	 * to the mirror at its first line, and every line of it since came from
+	 * this file, one row after the other.  Placing a line then needs no query. */
+	bool lines_known;
+	int n_known, known_at;     /* known_at: the line the current row was placed on */
+	struct {
+		char *variant, *sku;   /* as stored in line known[i] (line_no i + 1); owned */
+	} known[CSVIN_LINES_KNOWN_MAX];
 	int64_t rows_since_tick;
 };
 
@@ -109,5 +120,7 @@ const char *csvin_check_row(struct ctx *x);
 
 /* csvin_write.c: one good record into records and the canonical tables.  0 or a negative errno. */
 int csvin_write_row(struct ctx *x);
+/* Forget the known lines (frees them). */
+void csvin_lines_forget(struct ctx *x);
 
 #endif

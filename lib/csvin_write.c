@@ -83,9 +83,20 @@ static int put_parent(struct ctx *x, enum canon_table t, const char *const *vals
 		*applied = x->parent_applied;
 		return 0;
 	}
+	/* The same parent with other values (another date, say): its lines stay as they are. */
+	bool same_key = x->parent_valid && x->parent_table == t && vals[0] &&
+			strcmp(x->parent[0], vals[0]) == 0;
 	x->parent_valid = false;
+	if (!same_key)
+		csvin_lines_forget(x);
+	sqlite3 *db = store_db(x->st);
+	sqlite3_int64 before = sqlite3_last_insert_rowid(db);
 	if (canon_put(x->st, t, vals, "sftp", applied) < 0)
 		return -EIO;
+	/* Inserted, not updated: it has no lines yet (their foreign key holds). */
+	if (!same_key)
+		x->lines_known = *applied && sqlite3_last_insert_rowid(db) != before;
+	x->parent_table = t;
 	char *tb = x->parent[0];
 	size_t tc = x->parent_cap[0];
 	x->parent[0] = x->parent[1];
@@ -264,6 +275,65 @@ static const struct line_sql return_line_sql = {
 	LINE_OR_NEXT("return_lines", "return_id", "sku"),
 };
 
+void csvin_lines_forget(struct ctx *x)
+{
+	for (int i = 0; i < x->n_known; i++) {
+		free(x->known[i].variant);
+		free(x->known[i].sku);
+	}
+	x->n_known = 0;
+	x->lines_known = false;
+}
+
+static bool same_text(const char *a, const char *b)
+{
+	return a && b && strcmp(a, b) == 0; /* SQL's =: NULL matches nothing */
+}
+
+/*
+ * place_line for a parent whose lines are all known: what by_variant or
+ * by_sku would find, from memory (the first line holding this variant, or
+ * sku, else the next number).
+ */
+static int place_known(struct ctx *x, const char *parent, char *line_no, bool *exists,
+		       const char **id)
+{
+	const char *variant = x->v[C_VARIANT_ID], *sku = x->v[C_SKU];
+	int k = 0;
+	while (k < x->n_known && !(variant ? same_text(x->known[k].variant, variant)
+					   : same_text(x->known[k].sku, sku)))
+		k++;
+	*exists = k < x->n_known;
+	x->known_at = k;
+	snprintf(line_no, NORM_LEN, "%d", k + 1);
+	*id = variant ? key_set(x, "%s:variant:%s", parent, variant)
+		      : key_set(x, "%s:sku:%s", parent, sku);
+	return *id ? 0 : -ENOMEM;
+}
+
+/* The line placed by place_known was written with this variant and sku. */
+static int known_written(struct ctx *x, const char *variant, const char *sku)
+{
+	if (!x->lines_known)
+		return 0;
+	int k = x->known_at;
+	if (k == x->n_known) {
+		if (k == CSVIN_LINES_KNOWN_MAX) {
+			csvin_lines_forget(x);
+			return 0;
+		}
+		x->known[k].variant = x->known[k].sku = NULL;
+		x->n_known++;
+	}
+	free(x->known[k].variant);
+	free(x->known[k].sku);
+	x->known[k].variant = variant ? strdup(variant) : NULL;
+	x->known[k].sku = sku ? strdup(sku) : NULL;
+	if ((variant && !x->known[k].variant) || (sku && !x->known[k].sku))
+		return -ENOMEM;
+	return 0;
+}
+
 /*
  * Place the row's line in its parent: its line_no when the file has one;
  * else the line already holding this variant (or sku), so that the same line
@@ -279,6 +349,10 @@ static int place_line(struct ctx *x, const struct line_sql *sql, const char *par
 	sqlite3_stmt *q = NULL;
 	int found;
 
+	if (v[C_LINE_NO])
+		csvin_lines_forget(x); /* a numbered line: the next free number is the mirror's */
+	if (x->lines_known)
+		return place_known(x, parent, line_no, exists, id);
 	if (v[C_LINE_NO]) {
 		snprintf(line_no, NORM_LEN, "%s", v[C_LINE_NO]);
 		found = parent_applied ? 0 : query(x, sql->by_line, parent, v[C_LINE_NO], &q);
@@ -360,6 +434,8 @@ static int apply_order(struct ctx *x)
 		lv[OL_PRICE] = v[C_PRICE];
 		if (canon_put(x->st, CANON_ORDER_LINES, lv, "sftp", NULL) < 0)
 			return -EIO;
+		if ((r = known_written(x, v[C_VARIANT_ID], sku)) < 0)
+			return r;
 	}
 	return put_record(x, id);
 }
@@ -396,6 +472,8 @@ static int apply_return(struct ctx *x)
 		lv[RL_COMMENT] = v[C_COMMENT];
 		if (canon_put(x->st, CANON_RETURN_LINES, lv, "sftp", NULL) < 0)
 			return -EIO;
+		if ((r = known_written(x, v[C_VARIANT_ID], sku)) < 0)
+			return r;
 	}
 	return put_record(x, id);
 }
