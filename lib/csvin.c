@@ -135,6 +135,7 @@ static void ctx_free(struct ctx *x)
 		free(x->names[i]);
 	free(x->buf);
 	free(x->json);
+	free(x->keys);
 	free(x->key);
 	free(x->parent[0]);
 	free(x->parent[1]);

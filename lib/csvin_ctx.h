@@ -72,6 +72,8 @@ struct ctx {
 	char *images;              /* normalized images JSON, owned */
 	char *json;                /* the raw record's JSON text, reused row after row; owned */
 	size_t json_len, json_cap;
+	char *keys;                /* the header's names as JSON keys, escaped once; owned */
+	size_t key_off[CSVIN_COLS_MAX + 1]; /* where key i starts in keys */
 	char reason[256];
 	struct {
 		char in[40];
