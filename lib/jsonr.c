@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "jsonr.h"
+#include "jsonw.h"
 #include "utf8.h"
 
 #define JSONR_DEPTH_MAX 2048 /* jansson's JSON_PARSER_MAX_DEPTH */
@@ -22,8 +23,7 @@
 struct parser {
 	const char *p, *end, *start;
 	int depth;
-	char *esc;          /* a string with escapes, decoded (owned) */
-	size_t esc_cap;
+	struct jsonw esc;   /* a string with escapes, decoded (owned) */
 	json_error_t *err;
 };
 
@@ -46,21 +46,6 @@ static inline void skip_ws(struct parser *x)
 }
 
 static json_t *value(struct parser *x);
-
-static bool esc_room(struct parser *x, size_t need)
-{
-	if (need <= x->esc_cap)
-		return true;
-	size_t cap = x->esc_cap ? x->esc_cap : 256;
-	while (cap < need)
-		cap *= 2;
-	char *g = realloc(x->esc, cap);
-	if (!g)
-		return false;
-	x->esc = g;
-	x->esc_cap = cap;
-	return true;
-}
 
 static int hex4(const char *s)
 {
@@ -129,13 +114,13 @@ static bool string_escaped(struct parser *x, size_t n, const char **s, size_t *l
 {
 	while (x->p < x->end) {
 		unsigned char c = (unsigned char)*x->p;
-		if (!esc_room(x, n + 4))
+		if (!jsonw_reserve(&x->esc, n + 4))
 			return fail(x, "out of memory");
 		if (c == '"') {
 			x->p++;
-			if (!utf8_valid(x->esc, n))
+			if (!utf8_valid(x->esc.p, n))
 				return fail(x, "invalid UTF-8 in a string");
-			*s = x->esc;
+			*s = x->esc.p;
 			*len = n;
 			return true;
 		}
@@ -143,7 +128,7 @@ static bool string_escaped(struct parser *x, size_t n, const char **s, size_t *l
 			return fail(x, "control character in a string");
 		x->p++;
 		if (c != '\\') {
-			x->esc[n++] = (char)c;
+			x->esc.p[n++] = (char)c;
 			continue;
 		}
 		if (x->p == x->end)
@@ -152,9 +137,9 @@ static bool string_escaped(struct parser *x, size_t n, const char **s, size_t *l
 		static const char from[] = "\"\\/bfnrt", to[] = "\"\\/\b\f\n\r\t";
 		const char *k = e ? strchr(from, e) : NULL;
 		if (k) {
-			x->esc[n++] = to[k - from];
+			x->esc.p[n++] = to[k - from];
 		} else if (e == 'u') {
-			int w = unicode_escape(x, x->esc + n);
+			int w = unicode_escape(x, x->esc.p + n);
 			if (w < 0)
 				return fail(x, "invalid \\u escape");
 			n += (size_t)w;
@@ -182,9 +167,9 @@ static bool string(struct parser *x, const char **s, size_t *len)
 		}
 		if (c == '\\') {
 			size_t n = (size_t)(x->p - b);
-			if (!esc_room(x, n + 4))
+			if (!jsonw_reserve(&x->esc, n + 4))
 				return fail(x, "out of memory");
-			memcpy(x->esc, b, n);
+			memcpy(x->esc.p, b, n);
 			return string_escaped(x, n, s, len);
 		}
 		if (c < 0x20)
@@ -277,7 +262,7 @@ static json_t *object(struct parser *x)
 		}
 		/* The key may sit in x->esc, which the value's strings reuse. */
 		char kbuf[128], *key = kbuf;
-		if (k == x->esc) {
+		if (k == x->esc.p) {
 			if (klen >= sizeof(kbuf) && !(key = malloc(klen + 1)))
 				break;
 			memcpy(key, k, klen);
@@ -403,6 +388,6 @@ json_t *jsonr_loadb(const char *buf, size_t len, json_error_t *err)
 			v = NULL;
 		}
 	}
-	free(x.esc);
+	jsonw_free(&x.esc);
 	return v;
 }

@@ -14,8 +14,10 @@
 
 #define JSONW_DEPTH_MAX 2048 /* jansson refuses to parse deeper than this */
 
-static bool grow(struct jsonw *w, size_t need)
+bool jsonw_reserve(struct jsonw *w, size_t need)
 {
+	if (need <= w->cap)
+		return true;
 	size_t max = w->max ? w->max : JSONW_MAX;
 	if (need > max)
 		return false;
@@ -35,7 +37,7 @@ static bool grow(struct jsonw *w, size_t need)
 /* Room for n more bytes and the NUL. */
 static inline bool room(struct jsonw *w, size_t n)
 {
-	return w->len + n < w->cap || grow(w, w->len + n + 1);
+	return w->len + n < w->cap || jsonw_reserve(w, w->len + n + 1);
 }
 
 static inline bool put(struct jsonw *w, const char *s, size_t n)

@@ -2,6 +2,7 @@
 #ifndef KLEEP_JSONW_H
 #define KLEEP_JSONW_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <jansson.h>
@@ -27,6 +28,9 @@ struct jsonw {
  * or v holds a value jansson would not write.
  */
 const char *jsonw_compact(struct jsonw *w, const json_t *v);
+
+/* Room for need bytes in all (the buffer grows, up to its cap); false when out of memory or past the cap. */
+bool jsonw_reserve(struct jsonw *w, size_t need);
 
 void jsonw_free(struct jsonw *w);
 
