@@ -340,12 +340,12 @@ static const char *SQL_ORDERS_OF_RAW_PRODUCT =
 	"SELECT order_id FROM order_lines WHERE product_id = ?1 AND source = 'api'";
 static const char *SQL_RETURNS_OF_RAW_PRODUCT =
 	"SELECT return_id FROM return_lines WHERE product_id = ?1 AND source = 'api'";
-static const char *SQL_ORDERS_UNFILLED =
-	"SELECT order_id FROM order_lines WHERE variant_id = ?1 AND source = 'api'"
-	" AND (sku IS NULL OR size_label IS NULL)";
-static const char *SQL_RETURNS_UNFILLED =
-	"SELECT return_id FROM return_lines WHERE variant_id = ?1 AND source = 'api'"
-	" AND (sku IS NULL OR size_label IS NULL)";
+/* Once the product's variants are written: the lines of any of them that lack a sku or size. */
+#define SQL_UNFILLED(parent, lines)                                                            \
+	"SELECT l." parent " FROM variants AS v JOIN " lines " AS l ON l.variant_id = v.variant_id" \
+	" WHERE v.product_id = ?1 AND l.source = 'api' AND (l.sku IS NULL OR l.size_label IS NULL)"
+static const char *SQL_ORDERS_UNFILLED = SQL_UNFILLED("order_id", "order_lines");
+static const char *SQL_RETURNS_UNFILLED = SQL_UNFILLED("return_id", "return_lines");
 
 static const char *SQL_PRODUCT_VARIANTS =
 	"SELECT variant_id, sku, size_id FROM variants WHERE product_id = ?1 AND source = 'api'";
@@ -438,31 +438,24 @@ static int project_product(const struct project_ctx *c, json_t *rec, char *err, 
 		vr[V_SIZE_ID] = field_text(c, &vs, v, "size_id");
 		vr[V_SIZE_LABEL] = lookup(c, &vs, SQL_SIZE_LABEL, vr[V_SIZE_ID]);
 		vr[V_STOCK] = field_text(c, &vs, v, "stock");
-		if (canon_put(c->st, CANON_VARIANTS, vr, "api", NULL) < 0 ||
-		    collect(c, SQL_ORDERS_UNFILLED, vr[V_VARIANT_ID], 1, &late, &n_late) < 0) {
+		if (canon_put(c->st, CANON_VARIANTS, vr, "api", NULL) < 0) {
 			r = -EIO;
 			goto out;
 		}
 	}
-	n_late_orders = n_late;
-	if ((strcmp(row[P_SOURCE_ID], row[P_PRODUCT_ID]) != 0 &&
-	     collect(c, SQL_RETURNS_OF_RAW_PRODUCT, row[P_SOURCE_ID], 1, &late, &n_late) < 0)) {
+	/* The product's variants are now the record's (old ones went with
+	 * canon_delete_children, a new product had none): one query each for
+	 * the orders and returns whose lines wait for them. */
+	if (collect(c, SQL_ORDERS_UNFILLED, row[P_PRODUCT_ID], 1, &late, &n_late) < 0) {
 		r = -EIO;
 		goto out;
 	}
-	json_array_foreach(get(c, rec, "sizes"), i, v) {
-		char vid[SCRATCH_LEN];
-		json_t *id = get(c, v, "id");
-		if (json_is_integer(id))
-			snprintf(vid, sizeof(vid), "%" JSON_INTEGER_FORMAT, json_integer_value(id));
-		else if (json_is_string(id))
-			snprintf(vid, sizeof(vid), "%s", json_string_value(id));
-		else
-			continue;
-		if (collect(c, SQL_RETURNS_UNFILLED, vid, 1, &late, &n_late) < 0) {
-			r = -EIO;
-			goto out;
-		}
+	n_late_orders = n_late;
+	if ((strcmp(row[P_SOURCE_ID], row[P_PRODUCT_ID]) != 0 &&
+	     collect(c, SQL_RETURNS_OF_RAW_PRODUCT, row[P_SOURCE_ID], 1, &late, &n_late) < 0) ||
+	    collect(c, SQL_RETURNS_UNFILLED, row[P_PRODUCT_ID], 1, &late, &n_late) < 0) {
+		r = -EIO;
+		goto out;
 	}
 	/* Lines written before their product or variant was known kept the raw
 	 * product id or no sku: project those orders and returns again. */
