@@ -109,7 +109,24 @@ static void build_sql(void)
 			cat(buf, sizeof(buf), ", ");
 		}
 		cat(buf, sizeof(buf), "source = excluded.source");
-		if (d->newer_wins) {
+		if (!d->newer_wins) {
+			/* A row that would not change is not written (nor its indexes). */
+			cat(buf, sizeof(buf), " WHERE (");
+			for (int i = d->n_key; i < n; i++) {
+				cat(buf, sizeof(buf), d->name);
+				cat(buf, sizeof(buf), ".");
+				cat(buf, sizeof(buf), d->cols[i]);
+				cat(buf, sizeof(buf), ", ");
+			}
+			cat(buf, sizeof(buf), d->name);
+			cat(buf, sizeof(buf), ".source) IS NOT (");
+			for (int i = d->n_key; i < n; i++) {
+				cat(buf, sizeof(buf), "excluded.");
+				cat(buf, sizeof(buf), d->cols[i]);
+				cat(buf, sizeof(buf), ", ");
+			}
+			cat(buf, sizeof(buf), "excluded.source)");
+		} else {
 			cat(buf, sizeof(buf), " WHERE excluded.updated_at IS NULL OR ");
 			cat(buf, sizeof(buf), d->name);
 			cat(buf, sizeof(buf), ".updated_at IS NULL OR excluded.updated_at >= ");

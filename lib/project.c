@@ -138,6 +138,9 @@ static const char *lookup(const struct project_ctx *c, struct scratch *sc, const
 static const char *SQL_SIZE_LABEL = "SELECT label FROM sizes WHERE size_id = ?1";
 static const char *SQL_DEPARTMENT_LABEL = "SELECT label FROM departments WHERE department_id = ?1";
 static const char *SQL_ATTRIBUTE_BY_CODE = "SELECT attribute_id FROM attributes WHERE code = ?1";
+/* The first tells whether the two deletes have anything to do (their IN costs a temporary B-tree). */
+static const char *SQL_PRODUCT_RENAMED_ANY =
+	"SELECT 1 FROM products WHERE source_id = ?1 AND product_id <> ?2 AND source = 'api' LIMIT 1";
 static const char *SQL_PRODUCT_RENAMED_LABELS =
 	"DELETE FROM labels WHERE entity = 'product' AND source = 'api' AND entity_id IN"
 	" (SELECT product_id FROM products WHERE source_id = ?1 AND product_id <> ?2 AND source = 'api')";
@@ -266,10 +269,21 @@ static const char *parent_reference(const struct project_ctx *c, struct scratch 
 	return NULL;
 }
 
+/* Whether v (not NULL) is among the n texts of list. */
+static bool seen(char *const *list, size_t n, const char *v)
+{
+	for (size_t i = 0; v && i < n; i++)
+		if (list[i] && strcmp(list[i], v) == 0)
+			return true;
+	return false;
+}
+
 /*
  * Rows of a query with one text parameter, as strdup'd texts (cols per row,
  * NULL kept), appended to *out.  Collected before anything else runs, since
- * projecting reuses the store's cached statements.
+ * projecting reuses the store's cached statements.  A one-column query's
+ * repeated values are kept once: the queries ask for ids without DISTINCT,
+ * whose temporary B-tree cost more than the query (a page zeroed per call).
  */
 static int collect(const struct project_ctx *c, const char *sql, const char *param, int cols,
 		   char ***out, size_t *n)
@@ -279,7 +293,10 @@ static int collect(const struct project_ctx *c, const char *sql, const char *par
 	if (!q)
 		return -EIO;
 	sqlite3_bind_text(q, 1, param, -1, SQLITE_STATIC);
+	size_t first = *n;
 	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		if (cols == 1 && seen(*out + first, *n - first, (const char *)sqlite3_column_text(q, 0)))
+			continue;
 		char **grown = realloc(*out, (*n + (size_t)cols) * sizeof(**out));
 		if (!grown) {
 			rc = SQLITE_NOMEM;
@@ -323,159 +340,128 @@ static int put_parent(const struct project_ctx *c, enum canon_table t, const cha
 }
 
 static const char *SQL_ORDERS_OF_RAW_PRODUCT =
-	"SELECT DISTINCT order_id FROM order_lines WHERE product_id = ?1 AND source = 'api'";
+	"SELECT order_id FROM order_lines WHERE product_id = ?1 AND source = 'api'";
 static const char *SQL_RETURNS_OF_RAW_PRODUCT =
-	"SELECT DISTINCT return_id FROM return_lines WHERE product_id = ?1 AND source = 'api'";
-static const char *SQL_ORDERS_UNFILLED =
-	"SELECT DISTINCT order_id FROM order_lines WHERE variant_id = ?1 AND source = 'api'"
-	" AND (sku IS NULL OR size_label IS NULL)";
-static const char *SQL_RETURNS_UNFILLED =
-	"SELECT DISTINCT return_id FROM return_lines WHERE variant_id = ?1 AND source = 'api'"
-	" AND (sku IS NULL OR size_label IS NULL)";
+	"SELECT return_id FROM return_lines WHERE product_id = ?1 AND source = 'api'";
+/* Once the product's variants are written: the lines of any of them that lack a sku or size. */
+#define SQL_UNFILLED(parent, lines)                                                            \
+	"SELECT l." parent " FROM variants AS v JOIN " lines " AS l ON l.variant_id = v.variant_id" \
+	" WHERE v.product_id = ?1 AND l.source = 'api' AND (l.sku IS NULL OR l.size_label IS NULL)"
+static const char *SQL_ORDERS_UNFILLED = SQL_UNFILLED("order_id", "order_lines");
+static const char *SQL_RETURNS_UNFILLED = SQL_UNFILLED("return_id", "return_lines");
 
 static const char *SQL_PRODUCT_VARIANTS =
 	"SELECT variant_id, sku, size_id FROM variants WHERE product_id = ?1 AND source = 'api'";
 
-/*
- * A product record as a products row (P_COUNT texts, in sc or static); *images
- * is the images column, which the caller frees.  -EINVAL (err set) when the
- * record has no id at all.
- */
-static int product_row(const struct project_ctx *c, struct scratch *sc, json_t *rec,
-		       const char **row, char **images, char *err, size_t errlen)
+static int project_product(const struct project_ctx *c, json_t *rec, char *err, size_t errlen)
 {
+	struct scratch sc = { .used = 0 };
+	const char *row[P_COUNT] = { 0 };
 	json_t *tr = get(c, rec, "translations");
+	static const char *const fields[] = { "name", "description", "url", NULL };
 
-	row[P_SOURCE_ID] = field_text(c, sc, rec, "id");
+	row[P_SOURCE_ID] = field_text(c, &sc, rec, "id");
 	/* A product without the merchant's reference keeps its WSHOP id, so it
 	 * is still mirrored; `kleepctl check` lists such products. */
-	row[P_PRODUCT_ID] = field_text(c, sc, rec, c->m->product_id_field);
+	row[P_PRODUCT_ID] = field_text(c, &sc, rec, c->m->product_id_field);
 	if (!row[P_PRODUCT_ID])
 		row[P_PRODUCT_ID] = row[P_SOURCE_ID];
 	if (!row[P_PRODUCT_ID]) {
 		snprintf(err, errlen, "a product has no '%s'", profile_field(c->p, "id"));
 		return -EINVAL;
 	}
-	row[P_PARENT_REFERENCE] = parent_reference(c, sc, rec);
+	row[P_PARENT_REFERENCE] = parent_reference(c, &sc, rec);
 	row[P_TITLE] = translated(c, tr, "name");
 	row[P_DESCRIPTION] = translated(c, tr, "description");
 	row[P_URL] = translated(c, tr, "url");
+	char *images = NULL;
 	json_t *imgs = get(c, rec, "images");
 	if (json_is_array(imgs))
-		*images = json_dumps(imgs, JSON_COMPACT | JSON_ENCODE_ANY);
-	row[P_IMAGES] = *images;
-	row[P_DEPARTMENT_ID] = field_text(c, sc, rec, "department_id");
-	row[P_CATEGORY] = lookup(c, sc, SQL_DEPARTMENT_LABEL, row[P_DEPARTMENT_ID]);
-	row[P_UPDATED_AT] = field_time(c, sc, rec, "date_upd");
+		images = json_dumps(imgs, JSON_COMPACT | JSON_ENCODE_ANY);
+	row[P_IMAGES] = images;
+	row[P_DEPARTMENT_ID] = field_text(c, &sc, rec, "department_id");
+	row[P_CATEGORY] = lookup(c, &sc, SQL_DEPARTMENT_LABEL, row[P_DEPARTMENT_ID]);
+	row[P_UPDATED_AT] = field_time(c, &sc, rec, "date_upd");
 	json_t *active = get(c, rec, "active");
 	row[P_DEACTIVATED] = json_is_false(active) || (json_is_integer(active) && !json_integer_value(active))
 			     ? "1" : "0";
-	return 0;
-}
 
-/* product_id_field changed since this product was last written: its old row
- * goes, with its variants (ON DELETE CASCADE) and its labels. */
-static int drop_renamed(const struct project_ctx *c, const char *source_id, const char *product_id)
-{
-	static const char *const *renamed[] = { &SQL_PRODUCT_RENAMED_LABELS, &SQL_PRODUCT_RENAMED };
-	for (size_t k = 0; k < 2; k++) {
-		sqlite3_stmt *del = store_stmt(c->st, *renamed[k]);
-		if (!del)
-			return -EIO;
-		sqlite3_bind_text(del, 1, source_id, -1, SQLITE_STATIC);
-		sqlite3_bind_text(del, 2, product_id, -1, SQLITE_STATIC);
-		int rc = sqlite3_step(del);
-		sqlite3_reset(del);
-		if (rc != SQLITE_DONE)
-			return -EIO;
+	bool applied, fresh;
+	int r = -EIO;
+	char **old = NULL;
+	size_t n_old = 0;
+	char **late = NULL;  /* orders, then returns, whose lines came before this product */
+	size_t n_late = 0, n_late_orders = 0;
+	/* product_id_field changed since this product was last written: its
+	 * old row goes, with its variants (ON DELETE CASCADE) and its labels. */
+	static const char *const *renamed[] = { &SQL_PRODUCT_RENAMED_ANY, &SQL_PRODUCT_RENAMED_LABELS,
+						  &SQL_PRODUCT_RENAMED };
+	for (size_t k = 0; k < 3; k++) {
+		sqlite3_stmt *q = store_stmt(c->st, *renamed[k]);
+		if (!q)
+			goto out;
+		sqlite3_bind_text(q, 1, row[P_SOURCE_ID], -1, SQLITE_STATIC);
+		sqlite3_bind_text(q, 2, row[P_PRODUCT_ID], -1, SQLITE_STATIC);
+		int rc = sqlite3_step(q);
+		sqlite3_reset(q);
+		if (k == 0 && rc == SQLITE_DONE)
+			break; /* not renamed: the usual case, one index probe */
+		if (rc != (k == 0 ? SQLITE_ROW : SQLITE_DONE))
+			goto out;
 	}
-	return 0;
-}
-
-/* The product's sizes as variants rows; orders with lines of a variant still
- * unfilled join *late. */
-static int put_variants(const struct project_ctx *c, json_t *rec, const char *product_id,
-			char ***late, size_t *n_late)
-{
+	if (put_parent(c, CANON_PRODUCTS, row, &applied, &fresh) < 0)
+		goto out;
+	r = 0;
+	if (!applied) /* an SFTP row with a newer time holds this product */
+		goto out;
+	/* The variants before this update: lines pointing to one that goes or
+	 * changes follow it (relink_lines). */
+	if ((!fresh && (collect(c, SQL_PRODUCT_VARIANTS, row[P_PRODUCT_ID], 3, &old, &n_old) < 0 ||
+			canon_delete_children(c->st, CANON_VARIANTS, NULL, row[P_PRODUCT_ID]) < 0)) ||
+	    put_labels(c, "product", row[P_PRODUCT_ID], tr, fields) < 0) {
+		r = -EIO;
+		goto out;
+	}
 	size_t i;
 	json_t *v;
+	if (strcmp(row[P_SOURCE_ID], row[P_PRODUCT_ID]) != 0 &&
+	    collect(c, SQL_ORDERS_OF_RAW_PRODUCT, row[P_SOURCE_ID], 1, &late, &n_late) < 0) {
+		r = -EIO;
+		goto out;
+	}
 	json_array_foreach(get(c, rec, "sizes"), i, v) {
 		struct scratch vs = { .used = 0 };
 		const char *vr[V_COUNT] = { 0 };
 		vr[V_VARIANT_ID] = field_text(c, &vs, v, "id");
 		if (!vr[V_VARIANT_ID])
 			continue;
-		vr[V_PRODUCT_ID] = product_id;
+		vr[V_PRODUCT_ID] = row[P_PRODUCT_ID];
 		vr[V_SKU] = field_text(c, &vs, v, "sku");
 		vr[V_EAN] = field_text(c, &vs, v, "ean");
 		vr[V_SIZE_ID] = field_text(c, &vs, v, "size_id");
 		vr[V_SIZE_LABEL] = lookup(c, &vs, SQL_SIZE_LABEL, vr[V_SIZE_ID]);
 		vr[V_STOCK] = field_text(c, &vs, v, "stock");
-		if (canon_put(c->st, CANON_VARIANTS, vr, "api", NULL) < 0 ||
-		    collect(c, SQL_ORDERS_UNFILLED, vr[V_VARIANT_ID], 1, late, n_late) < 0)
-			return -EIO;
+		if (canon_put(c->st, CANON_VARIANTS, vr, "api", NULL) < 0) {
+			r = -EIO;
+			goto out;
+		}
 	}
-	return 0;
-}
-
-/* Returns with lines of a variant of the product still unfilled join *late. */
-static int unfilled_returns(const struct project_ctx *c, json_t *rec, char ***late, size_t *n_late)
-{
-	size_t i;
-	json_t *v;
-	json_array_foreach(get(c, rec, "sizes"), i, v) {
-		char vid[SCRATCH_LEN];
-		json_t *id = get(c, v, "id");
-		if (json_is_integer(id))
-			snprintf(vid, sizeof(vid), "%" JSON_INTEGER_FORMAT, json_integer_value(id));
-		else if (json_is_string(id))
-			snprintf(vid, sizeof(vid), "%s", json_string_value(id));
-		else
-			continue;
-		if (collect(c, SQL_RETURNS_UNFILLED, vid, 1, late, n_late) < 0)
-			return -EIO;
+	/* The product's variants are now the record's (old ones went with
+	 * canon_delete_children, a new product had none): one query each for
+	 * the orders and returns whose lines wait for them. */
+	if (collect(c, SQL_ORDERS_UNFILLED, row[P_PRODUCT_ID], 1, &late, &n_late) < 0) {
+		r = -EIO;
+		goto out;
 	}
-	return 0;
-}
-
-static int project_product(const struct project_ctx *c, json_t *rec, char *err, size_t errlen)
-{
-	struct scratch sc = { .used = 0 };
-	const char *row[P_COUNT] = { 0 };
-	static const char *const fields[] = { "name", "description", "url", NULL };
-	char *images = NULL;
-	bool applied, fresh;
-	char **old = NULL;
-	size_t n_old = 0;
-	char **late = NULL;  /* orders, then returns, whose lines came before this product */
-	size_t n_late = 0, n_late_orders = 0;
-
-	int r = product_row(c, &sc, rec, row, &images, err, errlen);
-	if (r < 0)
-		goto out;
-	bool renamed = strcmp(row[P_SOURCE_ID], row[P_PRODUCT_ID]) != 0;
-	if ((r = drop_renamed(c, row[P_SOURCE_ID], row[P_PRODUCT_ID])) < 0 ||
-	    (r = put_parent(c, CANON_PRODUCTS, row, &applied, &fresh)) < 0)
-		goto out;
-	if (!applied) /* an SFTP row with a newer time holds this product */
-		goto out;
-	r = -EIO;
-	/* The variants before this update: lines pointing to one that goes or
-	 * changes follow it (relink_lines). */
-	if ((!fresh && (collect(c, SQL_PRODUCT_VARIANTS, row[P_PRODUCT_ID], 3, &old, &n_old) < 0 ||
-			canon_delete_children(c->st, CANON_VARIANTS, NULL, row[P_PRODUCT_ID]) < 0)) ||
-	    put_labels(c, "product", row[P_PRODUCT_ID], get(c, rec, "translations"), fields) < 0)
-		goto out;
-	if ((renamed && collect(c, SQL_ORDERS_OF_RAW_PRODUCT, row[P_SOURCE_ID], 1, &late, &n_late) < 0) ||
-	    put_variants(c, rec, row[P_PRODUCT_ID], &late, &n_late) < 0)
-		goto out;
 	n_late_orders = n_late;
-	if ((renamed && collect(c, SQL_RETURNS_OF_RAW_PRODUCT, row[P_SOURCE_ID], 1, &late, &n_late) < 0) ||
-	    unfilled_returns(c, rec, &late, &n_late) < 0)
+	if ((strcmp(row[P_SOURCE_ID], row[P_PRODUCT_ID]) != 0 &&
+	     collect(c, SQL_RETURNS_OF_RAW_PRODUCT, row[P_SOURCE_ID], 1, &late, &n_late) < 0) ||
+	    collect(c, SQL_RETURNS_UNFILLED, row[P_PRODUCT_ID], 1, &late, &n_late) < 0) {
+		r = -EIO;
 		goto out;
+	}
 	/* Lines written before their product or variant was known kept the raw
 	 * product id or no sku: project those orders and returns again. */
-	r = 0;
 	for (size_t k = 0; r == 0 && k < n_late; k++)
 		r = reproject(c, k < n_late_orders ? STREAM_ORDERS : STREAM_RETURNS, late[k]);
 	if (r == 0 && n_old)
@@ -489,9 +475,9 @@ out:
 
 /* One statement for the three catalog look-ups of a line (it runs for every line). */
 static const char *SQL_LINE_REFS =
-	"SELECT (SELECT product_id FROM products WHERE source_id = ?1),"
-	"       (SELECT sku FROM variants WHERE variant_id = ?2),"
-	"       (SELECT size_label FROM variants WHERE variant_id = ?2)";
+	"SELECT p.product_id, v.sku, v.size_label FROM (SELECT ?1 AS source_id, ?2 AS variant_id) AS k"
+	" LEFT JOIN products AS p ON p.source_id = k.source_id"
+	" LEFT JOIN variants AS v ON v.variant_id = k.variant_id LIMIT 1";
 
 /* An order or return line's product and variant columns, filled from the catalog. */
 static void line_refs(const struct project_ctx *c, struct scratch *sc, json_t *line,
@@ -535,6 +521,124 @@ static const char *line_no(const struct project_ctx *c, struct scratch *sc, json
 	return b;
 }
 
+/* Order and return lines: which table, and how one line's row is built. */
+struct lines_of {
+	enum canon_table table;
+	const char *count_sql;
+	int (*row)(const struct project_ctx *c, struct scratch *sc, json_t *line, size_t i,
+		   const char *const *parent, const char **out); /* 0, or -EIO */
+};
+
+static int order_line_row(const struct project_ctx *c, struct scratch *ls, json_t *l, size_t i,
+			  const char *const *row, const char **lr)
+{
+	lr[OL_ORDER_ID] = row[O_ORDER_ID];
+	lr[OL_LINE_NO] = line_no(c, ls, l, i);
+	line_refs(c, ls, l, &lr[OL_PRODUCT_ID], &lr[OL_VARIANT_ID], &lr[OL_SKU], &lr[OL_SIZE_LABEL]);
+	lr[OL_QUANTITY] = field_text(c, ls, l, "quantity");
+	/* The price text stays in the raw record; the line holds it exactly. */
+	lr[OL_CURRENCY] = row[O_CURRENCY];
+	return money_minor_text(c->st, field_text(c, ls, l, "price"), lr[OL_CURRENCY],
+				scratch_take(ls), &lr[OL_UNIT_PRICE_MINOR]);
+}
+
+static int return_line_row(const struct project_ctx *c, struct scratch *ls, json_t *l, size_t i,
+			   const char *const *row, const char **lr)
+{
+	lr[RL_RETURN_ID] = row[R_RETURN_ID];
+	lr[RL_LINE_NO] = line_no(c, ls, l, i);
+	lr[RL_ORDER_ID] = row[R_ORDER_ID];
+	line_refs(c, ls, l, &lr[RL_PRODUCT_ID], &lr[RL_VARIANT_ID], &lr[RL_SKU], &lr[RL_SIZE_LABEL]);
+	lr[RL_QUANTITY] = field_text(c, ls, l, "quantity");
+	lr[RL_REASON_ID] = field_text(c, ls, l, "reason_id");
+	lr[RL_COMMENT] = field_text(c, ls, l, "comment");
+	return outcome_order_line(c->st, lr[RL_ORDER_ID], lr[RL_VARIANT_ID], lr[RL_SKU],
+				  scratch_take(ls), &lr[RL_ORDER_LINE_NO]);
+}
+
+static const struct lines_of order_lines = {
+	CANON_ORDER_LINES, "SELECT count(*) FROM order_lines WHERE order_id = ?1", order_line_row,
+};
+static const struct lines_of return_lines = {
+	CANON_RETURN_LINES, "SELECT count(*) FROM return_lines WHERE return_id = ?1", return_line_row,
+};
+
+#define LINES_IN_PLACE_MAX 64
+
+/*
+ * Whether the lines' numbers are plain decimal integers (as the mirror stores
+ * them) and none repeats: then writing the lines over the stored ones and
+ * counting what the parent holds tells whether an old line is left over.
+ */
+static bool plainly_numbered(const struct project_ctx *c, json_t *lines)
+{
+	long long seen_no[LINES_IN_PLACE_MAX];
+	size_t i, n = json_array_size(lines);
+	json_t *l;
+	if (n > LINES_IN_PLACE_MAX)
+		return false;
+	json_array_foreach(lines, i, l) {
+		struct scratch ls = { .used = 0 };
+		const char *t = line_no(c, &ls, l, i);
+		size_t len = strlen(t);
+		if (len == 0 || len > 18 || (t[0] == '0' && len > 1) || strspn(t, "0123456789") != len)
+			return false;
+		seen_no[i] = strtoll(t, NULL, 10);
+		for (size_t k = 0; k < i; k++)
+			if (seen_no[k] == seen_no[i])
+				return false;
+	}
+	return true;
+}
+
+static int put_lines(const struct project_ctx *c, const struct lines_of *lo, json_t *lines,
+		     const char *const *parent)
+{
+	size_t i;
+	json_t *l;
+	json_array_foreach(lines, i, l) {
+		struct scratch ls = { .used = 0 };
+		const char *lr[CANON_COLS_MAX] = { 0 };
+		if (lo->row(c, &ls, l, i, parent, lr) < 0 ||
+		    canon_put(c->st, lo->table, lr, "api", NULL) < 0)
+			return -EIO;
+	}
+	return 0;
+}
+
+/*
+ * The parent's lines become the record's.  A new parent has none yet.  An
+ * updated one most often keeps its lines, or changes one: they are written
+ * over the stored ones (an unchanged line costs a look-up, no write), and
+ * only when old lines are left over (or the numbers are not plain) are they
+ * all deleted and written again (DOMAIN.md §1: child rows replaced wholesale).
+ */
+static int replace_lines(const struct project_ctx *c, const struct lines_of *lo, json_t *rec,
+			 const char *const *parent, bool fresh)
+{
+	json_t *lines = get(c, rec, "lines");
+	bool in_place = !fresh && plainly_numbered(c, lines);
+	if (!fresh && !in_place && canon_delete_children(c->st, lo->table, NULL, parent[0]) < 0)
+		return -EIO;
+	if (put_lines(c, lo, lines, parent) < 0)
+		return -EIO;
+	if (!in_place)
+		return 0;
+	sqlite3_stmt *q = store_stmt(c->st, lo->count_sql);
+	if (!q)
+		return -EIO;
+	sqlite3_bind_text(q, 1, parent[0], -1, SQLITE_STATIC);
+	int rc = sqlite3_step(q);
+	sqlite3_int64 stored = rc == SQLITE_ROW ? sqlite3_column_int64(q, 0) : -1;
+	sqlite3_reset(q);
+	if (rc != SQLITE_ROW)
+		return -EIO;
+	if ((size_t)stored == json_array_size(lines))
+		return 0;
+	return canon_delete_children(c->st, lo->table, NULL, parent[0]) < 0 ? -EIO
+										: put_lines(c, lo, lines, parent);
+}
+
 static int project_order(const struct project_ctx *c, json_t *rec)
 {
 	struct scratch sc = { .used = 0 };
@@ -553,28 +657,9 @@ static int project_order(const struct project_ctx *c, json_t *rec)
 		return -EIO;
 	if (!applied)
 		return 0;
-	if (!fresh && canon_delete_children(c->st, CANON_ORDER_LINES, NULL, row[O_ORDER_ID]) < 0)
-		return -EIO;
-	size_t i;
-	json_t *l;
-	json_array_foreach(get(c, rec, "lines"), i, l) {
-		struct scratch ls = { .used = 0 };
-		const char *lr[OL_COUNT] = { 0 };
-		lr[OL_ORDER_ID] = row[O_ORDER_ID];
-		lr[OL_LINE_NO] = line_no(c, &ls, l, i);
-		line_refs(c, &ls, l, &lr[OL_PRODUCT_ID], &lr[OL_VARIANT_ID], &lr[OL_SKU],
-			  &lr[OL_SIZE_LABEL]);
-		lr[OL_QUANTITY] = field_text(c, &ls, l, "quantity");
-		/* The price text stays in the raw record; the line holds it exactly. */
-		char minor[MONEY_TEXT_LEN];
-		lr[OL_CURRENCY] = row[O_CURRENCY];
-		if (money_minor_text(c->st, field_text(c, &ls, l, "price"), lr[OL_CURRENCY], minor,
-				     &lr[OL_UNIT_PRICE_MINOR]) < 0 ||
-		    canon_put(c->st, CANON_ORDER_LINES, lr, "api", NULL) < 0)
-			return -EIO;
-	}
 	/* Lines came, went or changed: the order's returns follow them. */
-	return outcome_relink(c->st, row[O_ORDER_ID]);
+	return replace_lines(c, &order_lines, rec, row, fresh) < 0 ? -EIO
+								  : outcome_relink(c->st, row[O_ORDER_ID]);
 }
 
 static int project_return(const struct project_ctx *c, json_t *rec)
@@ -589,37 +674,14 @@ static int project_return(const struct project_ctx *c, json_t *rec)
 	row[R_UPDATED_AT] = field_time(c, &sc, rec, "date_upd");
 	if (put_parent(c, CANON_RETURNS, row, &applied, &fresh) < 0)
 		return -EIO;
-	if (!applied)
-		return 0;
-	if (!fresh && canon_delete_children(c->st, CANON_RETURN_LINES, NULL, row[R_RETURN_ID]) < 0)
-		return -EIO;
-	size_t i;
-	json_t *l;
-	json_array_foreach(get(c, rec, "lines"), i, l) {
-		struct scratch ls = { .used = 0 };
-		const char *lr[RL_COUNT] = { 0 };
-		lr[RL_RETURN_ID] = row[R_RETURN_ID];
-		lr[RL_LINE_NO] = line_no(c, &ls, l, i);
-		lr[RL_ORDER_ID] = row[R_ORDER_ID];
-		line_refs(c, &ls, l, &lr[RL_PRODUCT_ID], &lr[RL_VARIANT_ID], &lr[RL_SKU],
-			  &lr[RL_SIZE_LABEL]);
-		lr[RL_QUANTITY] = field_text(c, &ls, l, "quantity");
-		lr[RL_REASON_ID] = field_text(c, &ls, l, "reason_id");
-		lr[RL_COMMENT] = field_text(c, &ls, l, "comment");
-		char order_line[OUTCOME_LINE_LEN];
-		if (outcome_order_line(c->st, lr[RL_ORDER_ID], lr[RL_VARIANT_ID], lr[RL_SKU], order_line,
-				       &lr[RL_ORDER_LINE_NO]) < 0 ||
-		    canon_put(c->st, CANON_RETURN_LINES, lr, "api", NULL) < 0)
-			return -EIO;
-	}
-	return 0;
+	return applied ? replace_lines(c, &return_lines, rec, row, fresh) : 0;
 }
 
 static const char *SQL_VARIANT_NOW = "SELECT sku, size_id FROM variants WHERE variant_id = ?1";
 static const char *SQL_ORDERS_OF_VARIANT =
-	"SELECT DISTINCT order_id FROM order_lines WHERE variant_id = ?1 AND source = 'api'";
+	"SELECT order_id FROM order_lines WHERE variant_id = ?1 AND source = 'api'";
 static const char *SQL_RETURNS_OF_VARIANT =
-	"SELECT DISTINCT return_id FROM return_lines WHERE variant_id = ?1 AND source = 'api'";
+	"SELECT return_id FROM return_lines WHERE variant_id = ?1 AND source = 'api'";
 static const char *SQL_ORDER_JSON =
 	"SELECT json FROM records WHERE stream = 'orders' AND id = ?1 AND source = 'api'"
 	" AND deleted = 0";

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "buf.h"
+#include "jsonw.h"
 #include "log.h"
 #include "project.h"
 #include "sync.h"
@@ -41,28 +41,9 @@ struct run {
 	struct sync_result *res;
 	tstamp_t now;
 	char date_from[64];        /* the window's start in the shop's format, "" for none */
-	struct buf json;           /* one record's JSON, reused for every record (owned) */
+	struct jsonw json;         /* one record's JSON, reused for every record (owned) */
+	bool resumed;              /* the window was opened by a run that died */
 };
-
-#define RECORD_JSON_MAX (64u << 20) /* bytes: above any page body wshop accepts */
-
-static int json_to_buf(const char *p, size_t n, void *ud)
-{
-	return buf_add(ud, p, n) < 0 ? -1 : 0;
-}
-
-/*
- * rec as compact JSON in the run's reused buffer, keys in the order the shop
- * sent them (jansson keeps it), so a record served twice the same is stored
- * the same text; NULL when out of memory or past RECORD_JSON_MAX.
- */
-static const char *record_json(struct run *r, json_t *rec)
-{
-	buf_reset(&r->json);
-	if (json_dump_callback(rec, json_to_buf, &r->json, JSON_COMPACT) < 0)
-		return NULL;
-	return buf_str(&r->json);
-}
 
 /*
  * The window's start as the shop's local text.  Near an autumn change the
@@ -172,7 +153,9 @@ static int apply_page(struct run *r, json_t *records)
 			log_warning(&r->log, "%s", r->res->message);
 			r->res->message[0] = 0;
 		}
-		const char *json = record_json(r, rec);
+		/* Keys in the order the shop sent them (jansson keeps it), so a
+		 * record served twice the same is stored the same text. */
+		const char *json = jsonw_compact(&r->json, rec);
 		if (!json)
 			return -ENOMEM;
 		/* A record the mirror holds as it is needs no write: its canonical
@@ -274,7 +257,11 @@ static int window_close(struct run *r)
 	store_state_set(&st->endpoint, NULL);
 	st->unauthorized = false;
 	st->rows_total = rows_total(r);
-	if (project_refresh(&r->pc, r->s) < 0 || store_state_put(db, r->name, st) < 0 ||
+	/* Labels copied from this stream into others (a size's, a department's)
+	 * can only have gone stale if this window wrote or deleted something, or
+	 * a dead run wrote part of it: the refresh scans whole tables. */
+	bool wrote = r->res->rows_changed || r->res->deleted || r->resumed;
+	if ((wrote && project_refresh(&r->pc, r->s) < 0) || store_state_put(db, r->name, st) < 0 ||
 	    store_commit(db) < 0)
 		goto fail;
 	return 0;
@@ -372,6 +359,7 @@ static int window_read_close(struct run *r)
 static int read_windows(struct run *r, int64_t run_id)
 {
 	bool resumed = window_open(r, run_id);
+	r->resumed = resumed;
 	int rc = window_read_close(r);
 	if (rc == 0 && resumed) {
 		log_info(&r->log, "the resumed window is closed; reading up to this run's start");
@@ -449,7 +437,6 @@ static int run_end(struct run *r, int rc, struct store_run *run)
 int sync_run(struct sync_job *job, enum stream s, struct sync_result *res)
 {
 	struct run r = { .job = job, .s = s, .name = stream_name(s), .res = res };
-	buf_init(&r.json, RECORD_JSON_MAX);
 	int64_t run_id = 0;
 	int rc;
 
@@ -489,7 +476,7 @@ int sync_run(struct sync_job *job, enum stream s, struct sync_result *res)
 	tstamp_now(r.now);
 	rc = run_end(&r, rc, &run);
 	store_state_clear(&r.state);
-	buf_free(&r.json);
+	jsonw_free(&r.json);
 	return rc;
 }
 

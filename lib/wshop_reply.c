@@ -8,6 +8,7 @@
 
 #include <curl/curl.h>
 
+#include "jsonr.h"
 #include "profile.h"
 #include "wshop_reply.h"
 
@@ -149,7 +150,7 @@ void wshop_reply_classify(const struct wshop_exchange *x, const struct wshop_rep
 	}
 
 	json_error_t jerr;
-	json_t *reply = x->body_len ? json_loadb(x->body, x->body_len, 0, &jerr) : NULL;
+	json_t *reply = x->body_len ? jsonr_loadb(x->body, x->body_len, &jerr) : NULL;
 	if (reply && !json_is_object(reply)) {
 		json_decref(reply);
 		reply = NULL;

@@ -146,6 +146,43 @@ static void t_plain_returns(void **state)
 			    "\"50211\",\"reason_id\":\"2\",\"comment\":\"trop petit\"}");
 }
 
+/* Every line of the mirror, one text: return_id:line_no:variant_id:sku:comment in key order. */
+static const char *lines_text(struct fx *f)
+{
+	return q_text(f, "SELECT group_concat(t, ' ') FROM (SELECT return_id || ':' || line_no || ':'"
+			 " || ifnull(variant_id, '-') || ':' || ifnull(sku, '-') || ':' || ifnull(comment, '-')"
+			 " AS t FROM return_lines ORDER BY return_id, line_no)");
+}
+
+/*
+ * A new parent's lines are placed from memory while its rows come together;
+ * an existing one's by the mirror.  Both place them alike: the same file
+ * applied to an empty mirror and again over itself leaves the same lines.
+ */
+static void t_lines_placed_alike(void **state)
+{
+	struct fx *f = *state;
+	struct csvin_result res;
+	static const char content[] =
+		"return_id,order_id,returned_at,product_id,quantity,variant_id,sku,comment\n"
+		"8001,1,2025-01-10,1042,1,501,,a\n"
+		"8001,1,2025-01-10,1042,1,502,,b\n"
+		"8001,2,2025-01-11,1042,1,501,,c\n"   /* the same parent, other values */
+		"8001,2,2025-01-11,1042,1,,SKU9,d\n"
+		"8001,2,2025-01-11,1042,1,,SKU9,e\n"
+		"8002,3,2025-01-12,1043,1,501,,f\n"
+		"8001,2,2025-01-11,1042,1,503,,g\n";  /* back to a parent held by now */
+	static const char want[] = "8001:1:501:-:c 8001:2:502:-:b 8001:3:-:SKU9:e 8001:4:503:-:g "
+				   "8002:1:501:-:f";
+	assert_int_equal(ingest(f, CSVIN_RETURNS, "returns/a.csv", content, &res), 0);
+	assert_int_equal(res.applied, 7);
+	assert_string_equal(lines_text(f), want);
+	assert_int_equal(ingest_n(f, CSVIN_RETURNS, "returns/b.csv", "2025-01-16T01:00:00Z", content,
+				  -1, &res), 0);
+	assert_int_equal(res.applied, 7);
+	assert_string_equal(lines_text(f), want);
+}
+
 /* The raw record keeps every cell exactly, whatever it holds, as valid JSON. */
 static void t_raw_record_json_escapes(void **state)
 {
@@ -533,6 +570,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(t_plain_returns, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_lines_placed_alike, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_raw_record_json_escapes, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_bom_semicolon_crlf, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_quoted_newlines_lines, setup, teardown),
