@@ -154,21 +154,6 @@ static const char *SQL_QUERY[] = {
 			    " ORDER BY path, line LIMIT ?2",
 };
 
-/* A text column as JSON: a remote file name may not be UTF-8; show it mended, never drop the row. */
-static json_t *text_value(const char *s)
-{
-	json_t *v = json_string(s);
-	if (!v) {
-		char *copy = strdup(s);
-		if (copy) {
-			ctl_utf8_mend(copy);
-			v = json_string(copy);
-			free(copy);
-		}
-	}
-	return v ? v : json_null();
-}
-
 static json_t *row_object(sqlite3_stmt *s)
 {
 	json_t *row = json_object();
@@ -179,7 +164,7 @@ static json_t *row_object(sqlite3_stmt *s)
 		case SQLITE_INTEGER: v = json_integer(sqlite3_column_int64(s, i)); break;
 		case SQLITE_FLOAT: v = json_real(sqlite3_column_double(s, i)); break;
 		case SQLITE_NULL: v = json_null(); break;
-		default: v = text_value((const char *)sqlite3_column_text(s, i)); break;
+		default: v = ctl_json_text((const char *)sqlite3_column_text(s, i)); break;
 		}
 		json_object_set_new(row, name, v);
 	}

@@ -94,18 +94,7 @@ const char *stream_state(const struct mstate *ms, enum stream s)
  * from a merchant's server) is shown with '?' rather than dropping the stream. */
 static json_t *str_or_null(const char *s)
 {
-	if (!s || !*s)
-		return json_null();
-	json_t *v = json_string(s);
-	if (!v) {
-		char *copy = strdup(s);
-		if (copy) {
-			ctl_utf8_mend(copy);
-			v = json_string(copy);
-			free(copy);
-		}
-	}
-	return v ? v : json_null();
+	return s && *s ? ctl_json_text(s) : json_null();
 }
 
 /* age_s, next_run, next_in_s and progress: what changes with the clock. */

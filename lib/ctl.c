@@ -130,6 +130,20 @@ void ctl_utf8_mend(char *text)
 	}
 }
 
+json_t *ctl_json_text(const char *text)
+{
+	json_t *v = json_string(text);
+	if (!v) {
+		char *copy = strdup(text);
+		if (copy) {
+			ctl_utf8_mend(copy);
+			v = json_string(copy);
+			free(copy);
+		}
+	}
+	return v ? v : json_null();
+}
+
 char *ctl_reply_error(const char *code, const char *fmt, ...)
 {
 	char msg[1024];

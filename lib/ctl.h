@@ -38,6 +38,9 @@ char *ctl_reply_error(const char *code, const char *fmt, ...) __attribute__((for
 
 /* Make text valid UTF-8 in place: a sequence cut at the end is dropped, a broken one becomes '?'. */
 void ctl_utf8_mend(char *text);
+/* text as a JSON string (new reference), mended when it is not UTF-8 (a file name from a
+ * merchant's server): shown with '?' rather than dropped; JSON null when out of memory. */
+json_t *ctl_json_text(const char *text);
 
 /* Client side: connect to the socket at path; the fd, or -errno. */
 int ctl_connect(const char *path);

@@ -406,6 +406,17 @@ static void test_call_times_out(void **state)
 	assert_non_null(strstr(c.sv.request, "\"status\""));
 }
 
+/* A file name from a merchant's server that is not UTF-8 is shown mended, never dropped. */
+static void test_json_text_mends(void **state)
+{
+	(void)state;
+	json_t *ok = ctl_json_text("caf\xc3\xa9.csv"), *bad = ctl_json_text("caf\xe9.csv");
+	assert_string_equal(json_string_value(ok), "caf\xc3\xa9.csv");
+	assert_string_equal(json_string_value(bad), "caf?.csv");
+	json_decref(ok);
+	json_decref(bad);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -421,6 +432,7 @@ int main(void)
 		cmocka_unit_test(test_call_reply_not_json),
 		cmocka_unit_test(test_call_peer_closes),
 		cmocka_unit_test(test_call_times_out),
+		cmocka_unit_test(test_json_text_mends),
 	};
 	return cmocka_run_group_tests_name("ctl", tests, NULL, NULL);
 }

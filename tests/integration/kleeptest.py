@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 import urllib.error
 import urllib.request
 
@@ -118,6 +119,17 @@ class Checks:
     def finish(self):
         self.say(f"{self.passed} passed, {self.failed} failed")
         sys.exit(1 if self.failed or not self.passed else 0)
+
+    def run_all(self, tests):
+        """Each test(self) in turn, an exception counted as a failed check, then finish()."""
+        for t in tests:
+            t0 = time.monotonic()
+            try:
+                t(self)
+            except Exception:  # noqa: BLE001
+                self.check(f"{t.__name__} ran without an exception", False, traceback.format_exc())
+            self.say(f"# {t.__name__}: {time.monotonic() - t0:.1f} s")
+        self.finish()
 
 
 # --------------------------------------------------------------------------- emulator

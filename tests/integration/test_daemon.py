@@ -24,7 +24,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import kleeptest as kt  # noqa: E402
@@ -459,16 +458,8 @@ def test_readd_while_running(c):
 
 
 def main():
-    c = kt.Checks()
-    for t in (test_notify_and_stop, test_watchdog_pid, test_reload, test_readd_while_running,
-              test_first_runs_reference_first, test_unit):
-        t0 = time.monotonic()
-        try:
-            t(c)
-        except Exception:  # noqa: BLE001
-            c.check(f"{t.__name__} ran without an exception", False, traceback.format_exc())
-        c.say(f"# {t.__name__}: {time.monotonic() - t0:.1f} s")
-    c.finish()
+    kt.Checks().run_all((test_notify_and_stop, test_watchdog_pid, test_reload,
+                         test_readd_while_running, test_first_runs_reference_first, test_unit))
 
 
 if __name__ == "__main__":

@@ -29,7 +29,6 @@ import subprocess
 import sys
 import threading
 import time
-import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import kleeptest as kt  # noqa: E402
@@ -272,16 +271,8 @@ def test_many_status(c):
 
 
 def main():
-    c = kt.Checks()
-    for t in (test_rate_limit, test_sync_wait_all, test_roles, test_unrecorded_failure,
-              test_metrics, test_many_status):
-        t0 = time.monotonic()
-        try:
-            t(c)
-        except Exception:  # noqa: BLE001
-            c.check(f"{t.__name__} ran without an exception", False, traceback.format_exc())
-        c.say(f"# {t.__name__}: {time.monotonic() - t0:.1f} s")
-    c.finish()
+    kt.Checks().run_all((test_rate_limit, test_sync_wait_all, test_roles, test_unrecorded_failure,
+                         test_metrics, test_many_status))
 
 
 if __name__ == "__main__":
