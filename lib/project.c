@@ -353,121 +353,140 @@ static const char *SQL_RETURNS_UNFILLED = SQL_UNFILLED("return_id", "return_line
 static const char *SQL_PRODUCT_VARIANTS =
 	"SELECT variant_id, sku, size_id FROM variants WHERE product_id = ?1 AND source = 'api'";
 
-static int project_product(const struct project_ctx *c, json_t *rec, char *err, size_t errlen)
+/* A product record as its products row; *images (JSON text) is the caller's to free. */
+static int product_row(const struct project_ctx *c, struct scratch *sc, json_t *rec, json_t *tr,
+		       const char **row, char **images, char *err, size_t errlen)
 {
-	struct scratch sc = { .used = 0 };
-	const char *row[P_COUNT] = { 0 };
-	json_t *tr = get(c, rec, "translations");
-	static const char *const fields[] = { "name", "description", "url", NULL };
-
-	row[P_SOURCE_ID] = field_text(c, &sc, rec, "id");
+	row[P_SOURCE_ID] = field_text(c, sc, rec, "id");
 	/* A product without the merchant's reference keeps its WSHOP id, so it
 	 * is still mirrored; `kleepctl check` lists such products. */
-	row[P_PRODUCT_ID] = field_text(c, &sc, rec, c->m->product_id_field);
+	row[P_PRODUCT_ID] = field_text(c, sc, rec, c->m->product_id_field);
 	if (!row[P_PRODUCT_ID])
 		row[P_PRODUCT_ID] = row[P_SOURCE_ID];
 	if (!row[P_PRODUCT_ID]) {
 		snprintf(err, errlen, "a product has no '%s'", profile_field(c->p, "id"));
 		return -EINVAL;
 	}
-	row[P_PARENT_REFERENCE] = parent_reference(c, &sc, rec);
+	row[P_PARENT_REFERENCE] = parent_reference(c, sc, rec);
 	row[P_TITLE] = translated(c, tr, "name");
 	row[P_DESCRIPTION] = translated(c, tr, "description");
 	row[P_URL] = translated(c, tr, "url");
-	char *images = NULL;
 	json_t *imgs = get(c, rec, "images");
-	if (json_is_array(imgs))
-		images = json_dumps(imgs, JSON_COMPACT | JSON_ENCODE_ANY);
-	row[P_IMAGES] = images;
-	row[P_DEPARTMENT_ID] = field_text(c, &sc, rec, "department_id");
-	row[P_CATEGORY] = lookup(c, &sc, SQL_DEPARTMENT_LABEL, row[P_DEPARTMENT_ID]);
-	row[P_UPDATED_AT] = field_time(c, &sc, rec, "date_upd");
+	*images = json_is_array(imgs) ? json_dumps(imgs, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+	row[P_IMAGES] = *images;
+	row[P_DEPARTMENT_ID] = field_text(c, sc, rec, "department_id");
+	row[P_CATEGORY] = lookup(c, sc, SQL_DEPARTMENT_LABEL, row[P_DEPARTMENT_ID]);
+	row[P_UPDATED_AT] = field_time(c, sc, rec, "date_upd");
 	json_t *active = get(c, rec, "active");
 	row[P_DEACTIVATED] = json_is_false(active) || (json_is_integer(active) && !json_integer_value(active))
 			     ? "1" : "0";
+	return 0;
+}
 
-	bool applied, fresh;
-	int r = -EIO;
-	char **old = NULL;
-	size_t n_old = 0;
-	char **late = NULL;  /* orders, then returns, whose lines came before this product */
-	size_t n_late = 0, n_late_orders = 0;
-	/* product_id_field changed since this product was last written: its
-	 * old row goes, with its variants (ON DELETE CASCADE) and its labels. */
+/* product_id_field changed since this product was last written: its old row
+ * goes, with its variants (ON DELETE CASCADE) and its labels. */
+static int drop_renamed(const struct project_ctx *c, const char *const *row)
+{
 	static const char *const *renamed[] = { &SQL_PRODUCT_RENAMED_ANY, &SQL_PRODUCT_RENAMED_LABELS,
 						  &SQL_PRODUCT_RENAMED };
 	for (size_t k = 0; k < 3; k++) {
 		sqlite3_stmt *q = store_stmt(c->st, *renamed[k]);
 		if (!q)
-			goto out;
+			return -EIO;
 		sqlite3_bind_text(q, 1, row[P_SOURCE_ID], -1, SQLITE_STATIC);
 		sqlite3_bind_text(q, 2, row[P_PRODUCT_ID], -1, SQLITE_STATIC);
 		int rc = sqlite3_step(q);
 		sqlite3_reset(q);
 		if (k == 0 && rc == SQLITE_DONE)
-			break; /* not renamed: the usual case, one index probe */
+			return 0; /* not renamed: the usual case, one index probe */
 		if (rc != (k == 0 ? SQLITE_ROW : SQLITE_DONE))
-			goto out;
+			return -EIO;
 	}
-	if (put_parent(c, CANON_PRODUCTS, row, &applied, &fresh) < 0)
-		goto out;
-	r = 0;
-	if (!applied) /* an SFTP row with a newer time holds this product */
-		goto out;
-	/* The variants before this update: lines pointing to one that goes or
-	 * changes follow it (relink_lines). */
-	if ((!fresh && (collect(c, SQL_PRODUCT_VARIANTS, row[P_PRODUCT_ID], 3, &old, &n_old) < 0 ||
-			canon_delete_children(c->st, CANON_VARIANTS, NULL, row[P_PRODUCT_ID]) < 0)) ||
-	    put_labels(c, "product", row[P_PRODUCT_ID], tr, fields) < 0) {
-		r = -EIO;
-		goto out;
-	}
+	return 0;
+}
+
+/* The product's sizes as its variants rows. */
+static int put_variants(const struct project_ctx *c, json_t *rec, const char *product_id)
+{
 	size_t i;
 	json_t *v;
-	if (strcmp(row[P_SOURCE_ID], row[P_PRODUCT_ID]) != 0 &&
-	    collect(c, SQL_ORDERS_OF_RAW_PRODUCT, row[P_SOURCE_ID], 1, &late, &n_late) < 0) {
-		r = -EIO;
-		goto out;
-	}
 	json_array_foreach(get(c, rec, "sizes"), i, v) {
 		struct scratch vs = { .used = 0 };
 		const char *vr[V_COUNT] = { 0 };
 		vr[V_VARIANT_ID] = field_text(c, &vs, v, "id");
 		if (!vr[V_VARIANT_ID])
 			continue;
-		vr[V_PRODUCT_ID] = row[P_PRODUCT_ID];
+		vr[V_PRODUCT_ID] = product_id;
 		vr[V_SKU] = field_text(c, &vs, v, "sku");
 		vr[V_EAN] = field_text(c, &vs, v, "ean");
 		vr[V_SIZE_ID] = field_text(c, &vs, v, "size_id");
 		vr[V_SIZE_LABEL] = lookup(c, &vs, SQL_SIZE_LABEL, vr[V_SIZE_ID]);
 		vr[V_STOCK] = field_text(c, &vs, v, "stock");
-		if (canon_put(c->st, CANON_VARIANTS, vr, "api", NULL) < 0) {
-			r = -EIO;
-			goto out;
-		}
+		if (canon_put(c->st, CANON_VARIANTS, vr, "api", NULL) < 0)
+			return -EIO;
 	}
-	/* The product's variants are now the record's (old ones went with
-	 * canon_delete_children, a new product had none): one query each for
-	 * the orders and returns whose lines wait for them. */
-	if (collect(c, SQL_ORDERS_UNFILLED, row[P_PRODUCT_ID], 1, &late, &n_late) < 0) {
-		r = -EIO;
+	return 0;
+}
+
+/*
+ * Lines written before their product or variant was known kept the raw
+ * product id or no sku: project those orders and returns again.  The
+ * product's variants are now the record's (old ones went with
+ * canon_delete_children, a new product had none): one query each for the
+ * orders and the returns whose lines wait for them.
+ */
+static int late_lines(const struct project_ctx *c, const char *const *row)
+{
+	char **late = NULL; /* orders, then returns */
+	size_t n_late = 0, n_orders;
+	bool raw = strcmp(row[P_SOURCE_ID], row[P_PRODUCT_ID]) != 0;
+	int r = -EIO;
+	if ((raw && collect(c, SQL_ORDERS_OF_RAW_PRODUCT, row[P_SOURCE_ID], 1, &late, &n_late) < 0) ||
+	    collect(c, SQL_ORDERS_UNFILLED, row[P_PRODUCT_ID], 1, &late, &n_late) < 0)
 		goto out;
-	}
-	n_late_orders = n_late;
-	if ((strcmp(row[P_SOURCE_ID], row[P_PRODUCT_ID]) != 0 &&
-	     collect(c, SQL_RETURNS_OF_RAW_PRODUCT, row[P_SOURCE_ID], 1, &late, &n_late) < 0) ||
-	    collect(c, SQL_RETURNS_UNFILLED, row[P_PRODUCT_ID], 1, &late, &n_late) < 0) {
-		r = -EIO;
+	n_orders = n_late;
+	if ((raw && collect(c, SQL_RETURNS_OF_RAW_PRODUCT, row[P_SOURCE_ID], 1, &late, &n_late) < 0) ||
+	    collect(c, SQL_RETURNS_UNFILLED, row[P_PRODUCT_ID], 1, &late, &n_late) < 0)
 		goto out;
-	}
-	/* Lines written before their product or variant was known kept the raw
-	 * product id or no sku: project those orders and returns again. */
+	r = 0;
 	for (size_t k = 0; r == 0 && k < n_late; k++)
-		r = reproject(c, k < n_late_orders ? STREAM_ORDERS : STREAM_RETURNS, late[k]);
+		r = reproject(c, k < n_orders ? STREAM_ORDERS : STREAM_RETURNS, late[k]);
+out:
+	collected_free(late, n_late);
+	return r;
+}
+
+static int project_product(const struct project_ctx *c, json_t *rec, char *err, size_t errlen)
+{
+	struct scratch sc = { .used = 0 };
+	const char *row[P_COUNT] = { 0 };
+	json_t *tr = get(c, rec, "translations");
+	static const char *const fields[] = { "name", "description", "url", NULL };
+	char *images = NULL, **old = NULL;
+	size_t n_old = 0;
+	bool applied, fresh;
+
+	int r = product_row(c, &sc, rec, tr, row, &images, err, errlen);
+	if (r < 0)
+		goto out;
+	r = -EIO;
+	if (drop_renamed(c, row) < 0 || put_parent(c, CANON_PRODUCTS, row, &applied, &fresh) < 0)
+		goto out;
+	r = 0;
+	if (!applied) /* an SFTP row with a newer time holds this product */
+		goto out;
+	/* The variants before this update: lines pointing to one that goes or
+	 * changes follow it (relink_lines). */
+	r = -EIO;
+	if ((!fresh && (collect(c, SQL_PRODUCT_VARIANTS, row[P_PRODUCT_ID], 3, &old, &n_old) < 0 ||
+			canon_delete_children(c->st, CANON_VARIANTS, NULL, row[P_PRODUCT_ID]) < 0)) ||
+	    put_labels(c, "product", row[P_PRODUCT_ID], tr, fields) < 0 ||
+	    put_variants(c, rec, row[P_PRODUCT_ID]) < 0)
+		goto out;
+	r = late_lines(c, row);
 	if (r == 0 && n_old)
 		r = relink_lines(c, old, n_old);
 out:
-	collected_free(late, n_late);
 	collected_free(old, n_old);
 	free(images);
 	return r;
