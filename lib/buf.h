@@ -25,6 +25,12 @@ void buf_init(struct buf *b, size_t max);
  */
 int buf_add(struct buf *b, const void *p, size_t n);
 
+/*
+ * Room for n more bytes past len and the NUL, for a writer that fills data
+ * itself (then sets len); as buf_add's errors.
+ */
+int buf_reserve(struct buf *b, size_t n);
+
 /* Append a NUL-terminated string; as buf_add. */
 int buf_addstr(struct buf *b, const char *s);
 

@@ -15,7 +15,7 @@
 #include <string.h>
 
 #include "jsonr.h"
-#include "jsonw.h"
+#include "buf.h"
 #include "utf8.h"
 
 #define JSONR_DEPTH_MAX 2048 /* jansson's JSON_PARSER_MAX_DEPTH */
@@ -23,7 +23,7 @@
 struct parser {
 	const char *p, *end, *start;
 	int depth;
-	struct jsonw esc;   /* a string with escapes, decoded (owned) */
+	struct buf esc;     /* a string with escapes, decoded (owned) */
 	json_error_t *err;
 };
 
@@ -114,13 +114,13 @@ static bool string_escaped(struct parser *x, size_t n, const char **s, size_t *l
 {
 	while (x->p < x->end) {
 		unsigned char c = (unsigned char)*x->p;
-		if (!jsonw_reserve(&x->esc, n + 4))
+		if (buf_reserve(&x->esc, n + 4) < 0)
 			return fail(x, "out of memory");
 		if (c == '"') {
 			x->p++;
-			if (!utf8_valid(x->esc.p, n))
+			if (!utf8_valid(x->esc.data, n))
 				return fail(x, "invalid UTF-8 in a string");
-			*s = x->esc.p;
+			*s = x->esc.data;
 			*len = n;
 			return true;
 		}
@@ -128,7 +128,7 @@ static bool string_escaped(struct parser *x, size_t n, const char **s, size_t *l
 			return fail(x, "control character in a string");
 		x->p++;
 		if (c != '\\') {
-			x->esc.p[n++] = (char)c;
+			x->esc.data[n++] = (char)c;
 			continue;
 		}
 		if (x->p == x->end)
@@ -137,9 +137,9 @@ static bool string_escaped(struct parser *x, size_t n, const char **s, size_t *l
 		static const char from[] = "\"\\/bfnrt", to[] = "\"\\/\b\f\n\r\t";
 		const char *k = e ? strchr(from, e) : NULL;
 		if (k) {
-			x->esc.p[n++] = to[k - from];
+			x->esc.data[n++] = to[k - from];
 		} else if (e == 'u') {
-			int w = unicode_escape(x, x->esc.p + n);
+			int w = unicode_escape(x, x->esc.data + n);
 			if (w < 0)
 				return fail(x, "invalid \\u escape");
 			n += (size_t)w;
@@ -167,9 +167,9 @@ static bool string(struct parser *x, const char **s, size_t *len)
 		}
 		if (c == '\\') {
 			size_t n = (size_t)(x->p - b);
-			if (!jsonw_reserve(&x->esc, n + 4))
+			if (buf_reserve(&x->esc, n + 4) < 0)
 				return fail(x, "out of memory");
-			memcpy(x->esc.p, b, n);
+			memcpy(x->esc.data, b, n);
 			return string_escaped(x, n, s, len);
 		}
 		if (c < 0x20)
@@ -262,7 +262,7 @@ static json_t *object(struct parser *x)
 		}
 		/* The key may sit in x->esc, which the value's strings reuse. */
 		char kbuf[128], *key = kbuf;
-		if (k == x->esc.p) {
+		if (k == x->esc.data) {
 			if (klen >= sizeof(kbuf) && !(key = malloc(klen + 1)))
 				break;
 			memcpy(key, k, klen);
@@ -374,6 +374,7 @@ static json_t *value(struct parser *x)
 json_t *jsonr_loadb(const char *buf, size_t len, json_error_t *err)
 {
 	struct parser x = { .p = buf, .end = buf + len, .start = buf, .err = err };
+	buf_init(&x.esc, len + 8); /* a decoded string is never longer than its text */
 	json_t *v = NULL;
 	if (err)
 		err->text[0] = 0;
@@ -388,6 +389,6 @@ json_t *jsonr_loadb(const char *buf, size_t len, json_error_t *err)
 			v = NULL;
 		}
 	}
-	jsonw_free(&x.esc);
+	buf_free(&x.esc);
 	return v;
 }

@@ -14,51 +14,31 @@
 
 #define JSONW_DEPTH_MAX 2048 /* jansson refuses to parse deeper than this */
 
-bool jsonw_reserve(struct jsonw *w, size_t need)
-{
-	if (need <= w->cap)
-		return true;
-	size_t max = w->max ? w->max : JSONW_MAX;
-	if (need > max)
-		return false;
-	size_t cap = w->cap ? w->cap : 4096;
-	while (cap < need)
-		cap *= 2;
-	if (cap > max)
-		cap = max;
-	char *p = realloc(w->p, cap);
-	if (!p)
-		return false;
-	w->p = p;
-	w->cap = cap;
-	return true;
-}
-
 /* Room for n more bytes and the NUL. */
-static inline bool room(struct jsonw *w, size_t n)
+static inline bool room(struct buf *w, size_t n)
 {
-	return w->len + n < w->cap || jsonw_reserve(w, w->len + n + 1);
+	return w->len + n < w->size || buf_reserve(w, n) == 0;
 }
 
-static inline bool put(struct jsonw *w, const char *s, size_t n)
+static inline bool put(struct buf *w, const char *s, size_t n)
 {
 	if (!room(w, n))
 		return false;
-	memcpy(w->p + w->len, s, n);
+	memcpy(w->data + w->len, s, n);
 	w->len += n;
 	return true;
 }
 
-static inline bool putc_(struct jsonw *w, char c)
+static inline bool putc_(struct buf *w, char c)
 {
 	if (!room(w, 1))
 		return false;
-	w->p[w->len++] = c;
+	w->data[w->len++] = c;
 	return true;
 }
 
 /* jansson's escapes: the two-character forms, else \u00XX in upper-case hex. */
-static bool put_escape(struct jsonw *w, unsigned char c)
+static bool put_escape(struct buf *w, unsigned char c)
 {
 	static const char hexd[] = "0123456789ABCDEF";
 	char e[6] = { '\\', 0 };
@@ -80,12 +60,12 @@ static bool put_escape(struct jsonw *w, unsigned char c)
 	return put(w, e, n);
 }
 
-static bool put_string(struct jsonw *w, const char *s, size_t n)
+static bool put_string(struct buf *w, const char *s, size_t n)
 {
 	/* Most strings need no escape: one room check for the lot. */
 	if (!room(w, n + 2))
 		return false;
-	w->p[w->len++] = '"';
+	w->data[w->len++] = '"';
 	size_t run = 0;
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)s[i];
@@ -98,7 +78,7 @@ static bool put_string(struct jsonw *w, const char *s, size_t n)
 	return put(w, s + run, n - run) && putc_(w, '"');
 }
 
-static bool put_integer(struct jsonw *w, json_int_t v)
+static bool put_integer(struct buf *w, json_int_t v)
 {
 	char tmp[24];
 	size_t len = 0;
@@ -113,14 +93,14 @@ static bool put_integer(struct jsonw *w, json_int_t v)
 }
 
 /* Reals are rare in a shop's records: jansson's own text, exactly. */
-static bool put_real(struct jsonw *w, const json_t *v)
+static bool put_real(struct buf *w, const json_t *v)
 {
 	char b[64];
 	size_t n = json_dumpb(v, b, sizeof(b), JSON_ENCODE_ANY | JSON_COMPACT);
 	return n > 0 && n <= sizeof(b) && put(w, b, n);
 }
 
-static bool put_value(struct jsonw *w, const json_t *v, int depth)
+static bool put_value(struct buf *w, const json_t *v, int depth)
 {
 	if (depth > JSONW_DEPTH_MAX)
 		return false;
@@ -166,18 +146,13 @@ static bool put_value(struct jsonw *w, const json_t *v, int depth)
 	return false;
 }
 
-const char *jsonw_compact(struct jsonw *w, const json_t *v)
+const char *jsonw_compact(struct buf *w, const json_t *v)
 {
-	w->len = 0;
-	if (!v || !put_value(w, v, 0) || !room(w, 0))
+	buf_reset(w);
+	if (!v || !put_value(w, v, 0) || !room(w, 0)) {
+		buf_reset(w);
 		return NULL;
-	w->p[w->len] = 0;
-	return w->p;
-}
-
-void jsonw_free(struct jsonw *w)
-{
-	free(w->p);
-	w->p = NULL;
-	w->len = w->cap = 0;
+	}
+	w->data[w->len] = 0;
+	return w->data;
 }

@@ -31,6 +31,8 @@ static const char *SQL_UNSEEN =
 static const char *SQL_ROWS_TOTAL =
 	"SELECT count(*) FROM records WHERE stream = ?1 AND deleted = 0";
 
+#define RECORD_JSON_MAX (64u << 20) /* bytes: above any page body wshop accepts */
+
 struct run {
 	struct sync_job *job;
 	enum stream s;
@@ -41,7 +43,7 @@ struct run {
 	struct sync_result *res;
 	tstamp_t now;
 	char date_from[64];        /* the window's start in the shop's format, "" for none */
-	struct jsonw json;         /* one record's JSON, reused for every record (owned) */
+	struct buf json;           /* one record's JSON, reused for every record (owned) */
 	bool resumed;              /* the window was opened by a run that died */
 };
 
@@ -437,6 +439,7 @@ static int run_end(struct run *r, int rc, struct store_run *run)
 int sync_run(struct sync_job *job, enum stream s, struct sync_result *res)
 {
 	struct run r = { .job = job, .s = s, .name = stream_name(s), .res = res };
+	buf_init(&r.json, RECORD_JSON_MAX);
 	int64_t run_id = 0;
 	int rc;
 
@@ -476,7 +479,7 @@ int sync_run(struct sync_job *job, enum stream s, struct sync_result *res)
 	tstamp_now(r.now);
 	rc = run_end(&r, rc, &run);
 	store_state_clear(&r.state);
-	jsonw_free(&r.json);
+	buf_free(&r.json);
 	return rc;
 }
 

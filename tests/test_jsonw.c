@@ -4,7 +4,7 @@
 #include "jsonw.h"
 
 /* jsonw_compact of v equals jansson's compact text of it. */
-static void same_as_jansson(struct jsonw *w, json_t *v)
+static void same_as_jansson(struct buf *w, json_t *v)
 {
 	char *want = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
 	assert_non_null(want);
@@ -32,7 +32,8 @@ static void test_texts(void **state)
 		"\"lines\":[{\"id\":1,\"price\":\"19.90\",\"quantity\":2},{\"id\":2,\"price\":19.9}],"
 		"\"active\":true,\"note\":null}",
 	};
-	struct jsonw w = { 0 };
+	struct buf w;
+	buf_init(&w, 64u << 20);
 	for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
 		json_error_t err;
 		json_t *v = json_loads(texts[i], JSON_DECODE_ANY | JSON_ALLOW_NUL, &err);
@@ -40,14 +41,15 @@ static void test_texts(void **state)
 		same_as_jansson(&w, v);
 		json_decref(v);
 	}
-	jsonw_free(&w);
+	buf_free(&w);
 }
 
 static void test_built(void **state)
 {
 	(void)state;
 	/* Values set by code (pii_scrub's hashes), every control byte, a long string. */
-	struct jsonw w = { 0 };
+	struct buf w;
+	buf_init(&w, 64u << 20);
 	json_t *o = json_object();
 	char ctl[32];
 	for (int i = 0; i < 31; i++)
@@ -66,12 +68,13 @@ static void test_built(void **state)
 	same_as_jansson(&w, small);
 	json_decref(small);
 	/* A cap below the text: NULL, not a cut text. */
-	struct jsonw capped = { .max = 1000 };
+	struct buf capped;
+	buf_init(&capped, 1000);
 	assert_null(jsonw_compact(&capped, o));
-	jsonw_free(&capped);
+	buf_free(&capped);
 	free(big);
 	json_decref(o);
-	jsonw_free(&w);
+	buf_free(&w);
 }
 
 int main(void)
