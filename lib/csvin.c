@@ -115,6 +115,11 @@ static void ctx_init(struct ctx *x, struct store *st, const struct csvin_opts *o
 		     struct csvin_result *res, bool dry)
 {
 	memset(x, 0, sizeof(*x));
+	buf_init(&x->row, CSVIN_ROW_MAX);
+	buf_init(&x->json, CSVIN_JSON_MAX);
+	buf_init(&x->key, CSVIN_KEY_MAX);
+	buf_init(&x->parent[0], CSVIN_PARENT_MAX);
+	buf_init(&x->parent[1], CSVIN_PARENT_MAX);
 	x->st = st;
 	x->o = o;
 	x->res = res;
@@ -133,12 +138,12 @@ static void ctx_free(struct ctx *x)
 		csv_free(&x->p);
 	for (int i = 0; i < x->ncols; i++)
 		free(x->names[i]);
-	free(x->buf);
-	free(x->json);
+	buf_free(&x->row);
+	buf_free(&x->json);
 	free(x->keys);
-	free(x->key);
-	free(x->parent[0]);
-	free(x->parent[1]);
+	buf_free(&x->key);
+	buf_free(&x->parent[0]);
+	buf_free(&x->parent[1]);
 }
 
 static int clear_rejects(struct store *st, const char *path)

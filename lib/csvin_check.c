@@ -116,7 +116,7 @@ void csvin_check_header(struct ctx *x)
 	for (int c = 0; c < C_COUNT; c++)
 		x->at[c] = -1;
 	for (int i = 0; i < x->n; i++) {
-		char *name = x->buf + x->off[i];
+		char *name = x->row.data + x->off[i];
 		size_t len = x->flen[i];
 		if (!utf8_ok(name, len)) {
 			csvin_file_reject(x, "header line %lld: column %d's name is not valid UTF-8",

@@ -11,12 +11,23 @@
 
 #include <csv.h>
 
+#include "buf.h"
 #include "canon.h"
 #include "csvin.h"
 #include "tstamp.h"
 
 #define VALUE_QUOTE_MAX 40 /* bytes of a bad value quoted back in a reject reason */
 #define CSVIN_LINES_KNOWN_MAX 32 /* lines of one parent placed without a query */
+/*
+ * Caps of the buffers built from a record that is already within
+ * CSVIN_ROW_MAX: they bound memory and are never reached by such a record.
+ * JSON escapes a byte in at most 6 (cells, and the header's names as keys);
+ * a parent row holds cells and normalized images, 2 bytes more per value;
+ * a records id joins cells with a few words.
+ */
+#define CSVIN_JSON_MAX   (16 * (size_t)CSVIN_ROW_MAX)
+#define CSVIN_PARENT_MAX (8 * (size_t)CSVIN_ROW_MAX)
+#define CSVIN_KEY_MAX    ((size_t)CSVIN_ROW_MAX + 64)
 
 /* ---- the column contract (DOMAIN.md §3); csvin_check.c holds its tables ---- */
 
@@ -59,9 +70,9 @@ struct ctx {
 	char *names[CSVIN_COLS_MAX];
 	int at[C_COUNT];           /* cell index of each known column, -1 when absent */
 
-	/* the record being parsed: its cells, each NUL-terminated, in one buffer */
-	char *buf;
-	size_t len, cap;
+	/* the record being parsed: its cells, each NUL-terminated, in one buffer
+	 * capped at CSVIN_ROW_MAX */
+	struct buf row;
 	size_t off[CSVIN_COLS_MAX], flen[CSVIN_COLS_MAX];
 	int n;
 	const char *bad;           /* why the record is bad while still parsing, or NULL */
@@ -70,8 +81,7 @@ struct ctx {
 	const char *v[C_COUNT];    /* normalized value of each known column, NULL when empty */
 	char norm[C_COUNT][NORM_LEN];
 	char *images;              /* normalized images JSON, owned */
-	char *json;                /* the raw record's JSON text, reused row after row; owned */
-	size_t json_len, json_cap;
+	struct buf json;           /* the raw record's JSON text, reused row after row */
 	char *keys;                /* the header's names as JSON keys, escaped once; owned */
 	size_t key_off[CSVIN_COLS_MAX + 1]; /* where key i starts in keys */
 	char reason[256];
@@ -79,13 +89,11 @@ struct ctx {
 		char in[40];
 		tstamp_t out;
 	} dcache[C_COUNT];         /* the last date converted per column: dates repeat */
-	char *key;                 /* the records id being built, owned */
-	size_t key_cap;
+	struct buf key;            /* the records id being built */
 	char *fill_sku, *fill_size; /* looked up from variants, owned */
 	/* the parent row (product, order, return) last written, serialized, and whether
 	 * it was applied: the lines of one parent come together and repeat it */
-	char *parent[2];
-	size_t parent_len, parent_cap[2];
+	struct buf parent[2];      /* [0] the last written, [1] the one being compared */
 	bool parent_valid, parent_applied;
 	enum canon_table parent_table;
 	/* The lines of that parent, while all of them are known here: it was new
@@ -102,7 +110,7 @@ struct ctx {
 /* Cell i of the record being parsed (NUL-terminated). */
 static inline const char *cell(const struct ctx *x, int i)
 {
-	return x->buf + x->off[i];
+	return x->row.data + x->off[i];
 }
 
 /* csvin.c: failures and rejects. */

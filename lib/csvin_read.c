@@ -47,7 +47,7 @@ static int parser_start(struct ctx *x)
 
 void csvin_row_reset(struct ctx *x)
 {
-	x->len = 0;
+	buf_reset(&x->row);
 	x->n = 0;
 	x->bad = NULL;
 	free(x->images);
@@ -66,29 +66,22 @@ static void on_cell(void *s, size_t len, void *data)
 		x->bad = "more than 512 fields";
 		return;
 	}
-	if (x->len + len + 1 > CSVIN_ROW_MAX) {
+	size_t at = x->row.len;
+	/* Each cell ends in its own NUL, so the next cell starts after it. */
+	int r = buf_add(&x->row, s, len);
+	if (r == 0)
+		r = buf_add(&x->row, "", 1);
+	if (r == -EMSGSIZE) {
 		x->bad = "record larger than 4 MiB";
 		return;
 	}
-	if (x->len + len + 1 > x->cap) {
-		size_t ncap = x->cap ? x->cap : 4096;
-		while (ncap < x->len + len + 1)
-			ncap *= 2;
-		char *nb = realloc(x->buf, ncap);
-		if (!nb) {
-			csvin_fatal(x, -ENOMEM, "%s: out of memory", x->o->path);
-			return;
-		}
-		x->buf = nb;
-		x->cap = ncap;
+	if (r < 0) {
+		csvin_fatal(x, r, "%s: out of memory", x->o->path);
+		return;
 	}
-	if (len)
-		memcpy(x->buf + x->len, s, len);
-	x->buf[x->len + len] = '\0';
-	x->off[x->n] = x->len;
+	x->off[x->n] = at;
 	x->flen[x->n] = len;
 	x->n++;
-	x->len += len + 1;
 }
 
 

@@ -22,28 +22,22 @@
 
 /* ---- one record: apply ---- */
 
-static const char *key_set(struct ctx *x, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-/* The records id of this row, in a buffer owned by x. */
-static const char *key_set(struct ctx *x, const char *fmt, ...)
+/*
+ * The records id of this row: its n parts joined as they are, in a buffer
+ * owned by x, valid until the next key_set.  NULL when out of memory.
+ */
+static const char *key_set(struct ctx *x, int n, ...)
 {
 	va_list ap;
-	va_start(ap, fmt);
-	int n = vsnprintf(x->key, x->key_cap, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return NULL;
-	if ((size_t)n >= x->key_cap) {
-		char *nk = realloc(x->key, (size_t)n + 1);
-		if (!nk)
-			return NULL;
-		x->key = nk;
-		x->key_cap = (size_t)n + 1;
-		va_start(ap, fmt);
-		vsnprintf(x->key, x->key_cap, fmt, ap);
-		va_end(ap);
+	int r = 0;
+	buf_reset(&x->key);
+	va_start(ap, n);
+	for (int i = 0; r == 0 && i < n; i++) {
+		const char *part = va_arg(ap, const char *);
+		r = buf_addstr(&x->key, part ? part : "");
 	}
-	return x->key;
+	va_end(ap);
+	return r == 0 ? buf_str(&x->key) : NULL;
 }
 
 /* The row's source modification time: its updated_at, else the file name's time. */
@@ -61,34 +55,23 @@ static const char *src_time(const struct ctx *x)
 static int put_parent(struct ctx *x, enum canon_table t, const char *const *vals, int n,
 		      bool *applied, bool *repeat)
 {
-	size_t need = 0, len = 0;
-	for (int i = 0; i < n; i++)
-		need += (vals[i] ? strlen(vals[i]) : 0) + 2;
-	if (need > x->parent_cap[1]) {
-		char *nb = realloc(x->parent[1], need);
-		if (!nb)
-			return -ENOMEM;
-		x->parent[1] = nb;
-		x->parent_cap[1] = need;
-	}
+	struct buf *now = &x->parent[1], *last = &x->parent[0];
+	buf_reset(now);
 	for (int i = 0; i < n; i++) {
-		if (vals[i]) {
-			size_t l = strlen(vals[i]);
-			memcpy(x->parent[1] + len, vals[i], l);
-			len += l;
-		}
-		x->parent[1][len++] = '\0';
-		x->parent[1][len++] = vals[i] ? '\1' : '\2'; /* tells NULL from "" */
+		/* "\0\1" ends a value, "\0\2" stands for NULL: tells NULL from "". */
+		if ((vals[i] && buf_addstr(now, vals[i]) < 0) ||
+		    buf_add(now, vals[i] ? "\0\1" : "\0\2", 2) < 0)
+			return -ENOMEM;
 	}
-	*repeat = x->parent_valid && x->parent_len == len &&
-		  memcmp(x->parent[0], x->parent[1], len) == 0;
+	*repeat = x->parent_valid && last->len == now->len &&
+		  memcmp(last->data, now->data, now->len) == 0;
 	if (*repeat) {
 		*applied = x->parent_applied;
 		return 0;
 	}
 	/* The same parent with other values (another date, say): its lines stay as they are. */
 	bool same_key = x->parent_valid && x->parent_table == t && vals[0] &&
-			strcmp(x->parent[0], vals[0]) == 0;
+			strcmp(last->data, vals[0]) == 0;
 	x->parent_valid = false;
 	if (!same_key)
 		csvin_lines_forget(x);
@@ -100,13 +83,9 @@ static int put_parent(struct ctx *x, enum canon_table t, const char *const *vals
 	if (!same_key)
 		x->lines_known = *applied && sqlite3_last_insert_rowid(db) != before;
 	x->parent_table = t;
-	char *tb = x->parent[0];
-	size_t tc = x->parent_cap[0];
-	x->parent[0] = x->parent[1];
-	x->parent_cap[0] = x->parent_cap[1];
-	x->parent[1] = tb;
-	x->parent_cap[1] = tc;
-	x->parent_len = len;
+	struct buf swap = *last;
+	*last = *now;
+	*now = swap;
 	x->parent_valid = true;
 	x->parent_applied = *applied;
 	return 0;
@@ -115,20 +94,7 @@ static int put_parent(struct ctx *x, enum canon_table t, const char *const *vals
 /* Append n bytes to the row's JSON text; false when out of memory. */
 static bool json_add(struct ctx *x, const char *s, size_t n)
 {
-	if (x->json_len + n + 1 > x->json_cap) {
-		size_t cap = x->json_cap ? x->json_cap : 1024;
-		while (cap < x->json_len + n + 1)
-			cap *= 2;
-		char *g = realloc(x->json, cap);
-		if (!g)
-			return false;
-		x->json = g;
-		x->json_cap = cap;
-	}
-	memcpy(x->json + x->json_len, s, n);
-	x->json_len += n;
-	x->json[x->json_len] = 0;
-	return true;
+	return buf_add(&x->json, s, n) == 0;
 }
 
 /* A JSON string literal of s (n bytes of valid UTF-8): quotes, backslashes and controls escaped. */
@@ -164,17 +130,16 @@ static bool json_add_string(struct ctx *x, const char *s, size_t n)
 /* The header's names as JSON keys ("name":), escaped once per file into x->keys. */
 static bool keys_build(struct ctx *x)
 {
-	x->json_len = 0;
+	buf_reset(&x->json);
 	for (int i = 0; i < x->ncols; i++) {
-		x->key_off[i] = x->json_len;
+		x->key_off[i] = x->json.len;
 		if (!json_add_string(x, x->names[i], strlen(x->names[i])) || !json_add(x, ":", 1))
 			return false;
 	}
-	x->key_off[x->ncols] = x->json_len;
-	x->keys = malloc(x->json_len + 1);
+	x->key_off[x->ncols] = x->json.len;
+	x->keys = strdup(buf_str(&x->json));
 	if (!x->keys)
 		return false;
-	memcpy(x->keys, x->json, x->json_len + 1);
 	return true;
 }
 
@@ -182,7 +147,7 @@ static int put_record(struct ctx *x, const char *id)
 {
 	if (!x->keys && !keys_build(x))
 		return -ENOMEM;
-	x->json_len = 0;
+	buf_reset(&x->json);
 	bool ok = json_add(x, "{", 1);
 	for (int i = 0; ok && i < x->ncols; i++) {
 		ok = (i == 0 || json_add(x, ",", 1)) &&
@@ -196,7 +161,7 @@ static int put_record(struct ctx *x, const char *id)
 		.id = id,
 		.source = "sftp",
 		.source_updated_at = src_time(x),
-		.json = x->json,
+		.json = buf_str(&x->json),
 	};
 	return store_record_put(x->st, &rec, x->now, x->o->run_id, NULL);
 }
@@ -270,7 +235,7 @@ static int apply_product(struct ctx *x)
 		if (canon_put(x->st, CANON_VARIANTS, vv, "sftp", NULL) < 0)
 			return -EIO;
 	}
-	const char *id = key_set(x, "variant:%s", v[C_VARIANT_ID]);
+	const char *id = key_set(x, 2, "variant:", v[C_VARIANT_ID]);
 	return id ? put_record(x, id) : -ENOMEM;
 }
 
@@ -328,8 +293,8 @@ static int place_known(struct ctx *x, const char *parent, char *line_no, bool *e
 	*exists = k < x->n_known;
 	x->known_at = k;
 	snprintf(line_no, NORM_LEN, "%d", k + 1);
-	*id = variant ? key_set(x, "%s:variant:%s", parent, variant)
-		      : key_set(x, "%s:sku:%s", parent, sku);
+	*id = variant ? key_set(x, 3, parent, ":variant:", variant)
+		      : key_set(x, 3, parent, ":sku:", sku);
 	return *id ? 0 : -ENOMEM;
 }
 
@@ -378,13 +343,13 @@ static int place_line(struct ctx *x, const struct line_sql *sql, const char *par
 	if (v[C_LINE_NO]) {
 		snprintf(line_no, NORM_LEN, "%s", v[C_LINE_NO]);
 		found = parent_applied ? 0 : query(x, sql->by_line, parent, v[C_LINE_NO], &q);
-		*id = key_set(x, "%s:line:%s", parent, v[C_LINE_NO]);
+		*id = key_set(x, 3, parent, ":line:", v[C_LINE_NO]);
 	} else if (v[C_VARIANT_ID]) {
 		found = query(x, sql->by_variant, parent, v[C_VARIANT_ID], &q);
-		*id = key_set(x, "%s:variant:%s", parent, v[C_VARIANT_ID]);
+		*id = key_set(x, 3, parent, ":variant:", v[C_VARIANT_ID]);
 	} else {
 		found = query(x, sql->by_sku, parent, v[C_SKU], &q);
-		*id = key_set(x, "%s:sku:%s", parent, v[C_SKU]);
+		*id = key_set(x, 3, parent, ":sku:", v[C_SKU]);
 	}
 	if (found < 0 || (!v[C_LINE_NO] && found != 1))
 		return -EIO;
@@ -571,7 +536,7 @@ static int apply_reason(struct ctx *x)
 	if (canon_put(x->st, CANON_RETURN_REASONS, rr, "sftp", NULL) < 0 ||
 	    fit_reason_update(x->st, x->o->m->fit, v[C_REASON_ID]) < 0)
 		goto out;
-	const char *id = v[C_LANG] ? key_set(x, "%s:%s", v[C_REASON_ID], lang) : v[C_REASON_ID];
+	const char *id = v[C_LANG] ? key_set(x, 3, v[C_REASON_ID], ":", lang) : v[C_REASON_ID];
 	r = id ? put_record(x, id) : -ENOMEM;
 out:
 	free(code);
@@ -588,7 +553,7 @@ static int apply_dimension(struct ctx *x)
 				     v[C_VALUE], v[C_UNIT], src_time(x) };
 	if (canon_put(x->st, CANON_DIMENSIONS, dv, "sftp", NULL) < 0)
 		return -EIO;
-	const char *id = key_set(x, "%s:%s:%s", kind, kid, v[C_MEASUREMENT]);
+	const char *id = key_set(x, 5, kind, ":", kid, ":", v[C_MEASUREMENT]);
 	return id ? put_record(x, id) : -ENOMEM;
 }
 

@@ -516,6 +516,31 @@ static void t_malformed_and_caps(void **state)
 	assert_string_equal(q_text(f, "SELECT updated_at FROM returns WHERE return_id='4'"), "(null)");
 }
 
+/* Cells each under the cell cap that together pass the record cap: that row alone is refused. */
+static void t_record_cap(void **state)
+{
+	struct fx *f = *state;
+	struct csvin_result res;
+	f->m.sftp.max_reject_ratio = 1;
+	size_t cell = CSVIN_FIELD_MAX - 100, cells = CSVIN_ROW_MAX / cell + 1;
+	size_t cap = cells * (cell + 1) + 1000;
+	char *csv = malloc(cap);
+	size_t n = (size_t)snprintf(csv, cap, "%s", RET_HEADER);
+	n += (size_t)snprintf(csv + n, cap - n, "1,1,2025-01-10,P,1,V,2,ok\n"); /* 2 */
+	for (size_t i = 0; i < cells; i++) {                                    /* 3 */
+		memset(csv + n, 'z', cell);
+		n += cell;
+		csv[n++] = i + 1 < cells ? ',' : '\n';
+	}
+	n += (size_t)snprintf(csv + n, cap - n, "2,1,2025-01-10,P,1,V,2,ok\n"); /* 4 */
+	assert_int_equal(ingest_n(f, CSVIN_RETURNS, "returns/big.csv", NULL, csv, (long)n, &res), 0);
+	free(csv);
+	assert_int_equal(res.rows, 3);
+	assert_int_equal(res.applied, 2);
+	assert_int_equal(q_int(f, "SELECT count(*) FROM returns WHERE return_id IN ('1','2')"), 2);
+	assert_non_null(strstr(q_text(f, "SELECT reason FROM csv_rejects WHERE line=3"), "4 MiB"));
+}
+
 static bool stop_now = true;
 
 static void t_stop(void **state)
@@ -585,6 +610,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(t_line_no_and_sku_fill, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_dimensions, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_malformed_and_caps, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_record_cap, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_stop, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_before_commit, setup, teardown),
 	};
