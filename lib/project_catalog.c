@@ -331,49 +331,48 @@ out:
 	return r;
 }
 
+/* How each reference stream's record becomes its row. */
+static const struct {
+	enum canon_table table;
+	const char *entity;   /* of its labels; NULL: not a reference stream */
+	int id, label;        /* columns */
+	int extra;            /* the column filled from field, or -1 */
+	const char *field;
+	bool own_label;       /* a "label" field comes before the translations */
+	bool zero_is_null;    /* field "0" is no value (a department's root parent) */
+} refs[STREAM_API_COUNT] = {
+	[STREAM_SIZES] = { CANON_SIZES, "size", S_SIZE_ID, S_LABEL, -1, NULL, true, false },
+	[STREAM_DEPARTMENTS] = { CANON_DEPARTMENTS, "department", D_DEPARTMENT_ID, D_LABEL,
+				 D_PARENT_ID, "parent_id", false, true },
+	[STREAM_ATTRIBUTES] = { CANON_ATTRIBUTES, "attribute", A_ATTRIBUTE_ID, A_LABEL, A_CODE,
+				"code", false, false },
+	[STREAM_RETURN_REASONS] = { CANON_RETURN_REASONS, "return_reason", RR_REASON_ID, RR_LABEL,
+				    RR_CODE, "code", false, false },
+};
+
 /* Sizes, departments, attributes and return reasons: one row and its labels. */
 int project_reference(const struct project_ctx *c, enum stream s, json_t *rec)
 {
 	static const char *const label_field[] = { "label", NULL };
 	struct scratch sc = { .used = 0 };
 	const char *row[CANON_COLS_MAX] = { 0 };
+
+	if ((unsigned)s >= STREAM_API_COUNT || !refs[s].entity)
+		return -EINVAL;
 	json_t *tr = get(c, rec, "translations");
 	const char *id = field_text(c, &sc, rec, "id");
-	const char *entity;
-	enum canon_table t;
-
-	switch (s) {
-	case STREAM_SIZES:
-		t = CANON_SIZES, entity = "size";
-		row[S_SIZE_ID] = id;
-		row[S_LABEL] = field_text(c, &sc, rec, "label");
-		if (!row[S_LABEL])
-			row[S_LABEL] = translated(c, tr, NULL);
-		break;
-	case STREAM_DEPARTMENTS:
-		t = CANON_DEPARTMENTS, entity = "department";
-		row[D_DEPARTMENT_ID] = id;
-		row[D_PARENT_ID] = field_text(c, &sc, rec, "parent_id");
-		if (row[D_PARENT_ID] && strcmp(row[D_PARENT_ID], "0") == 0)
-			row[D_PARENT_ID] = NULL; /* a root, however the shop spells it */
-		row[D_LABEL] = translated(c, tr, NULL);
-		break;
-	case STREAM_ATTRIBUTES:
-		t = CANON_ATTRIBUTES, entity = "attribute";
-		row[A_ATTRIBUTE_ID] = id;
-		row[A_CODE] = field_text(c, &sc, rec, "code");
-		row[A_LABEL] = translated(c, tr, NULL);
-		break;
-	case STREAM_RETURN_REASONS:
-		t = CANON_RETURN_REASONS, entity = "return_reason";
-		row[RR_REASON_ID] = id;
-		row[RR_CODE] = field_text(c, &sc, rec, "code");
-		row[RR_LABEL] = translated(c, tr, NULL);
-		break;
-	default:
-		return -EINVAL;
+	row[refs[s].id] = id;
+	if (refs[s].field) {
+		const char *v = field_text(c, &sc, rec, refs[s].field);
+		/* a root, however the shop spells it */
+		row[refs[s].extra] = refs[s].zero_is_null && v && strcmp(v, "0") == 0 ? NULL : v;
 	}
-	if (canon_put(c->st, t, row, "api", NULL) < 0 || put_labels(c, entity, id, tr, label_field) < 0)
+	if (refs[s].own_label)
+		row[refs[s].label] = field_text(c, &sc, rec, "label");
+	if (!row[refs[s].label])
+		row[refs[s].label] = translated(c, tr, NULL);
+	if (canon_put(c->st, refs[s].table, row, "api", NULL) < 0 ||
+	    put_labels(c, refs[s].entity, id, tr, label_field) < 0)
 		return -EIO;
 	return s == STREAM_RETURN_REASONS ? fit_reason_update(c->st, c->m->fit, id) : 0;
 }
