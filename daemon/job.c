@@ -12,6 +12,7 @@
 #include "log.h"
 #include "reproject.h"
 #include "runtime_priv.h"
+#include "source.h"
 
 #define QUERY_BUSY_MS 1000        /* a query waits this long for a writer's lock */
 
@@ -72,6 +73,29 @@ static void reproject_work(struct pool_job *pj)
 		if (job->rc == 0)
 			snprintf(job->res.message, sizeof(job->res.message), "%lld records reprojected",
 				 (long long)job->res.rows_in);
+		merchant_close(mr);
+	}
+	job->finished_usec = now_usec();
+}
+
+/* golive or rebind (rebind.c): the merchant's mirror to itself while it is rebound. */
+static void rebind_work(struct pool_job *pj)
+{
+	struct job *job = (struct job *)pj;
+	struct merchant *mr;
+	struct log_ctx lc = { job->id, NULL, 0 };
+	char archive[4096];
+
+	job_begin(job);
+	if (open_merchant(job, &mr) == 0) {
+		if (job->kind == JOB_GOLIVE)
+			job->rc = source_golive(&mr->st, mr->db_path, job->conf, &lc, archive,
+						sizeof(archive), job->res.message,
+						sizeof(job->res.message));
+		else
+			job->rc = source_rebind(mr->st, job->conf, &lc, job->res.message,
+						sizeof(job->res.message));
+		job->res.outcome = job->rc == 0 ? "success" : "failed";
 		merchant_close(mr);
 	}
 	job->finished_usec = now_usec();

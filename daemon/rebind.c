@@ -1,10 +1,8 @@
 /* rebind.c - go-live and rebind (DESIGN.md §4, source binding): a merchant's mirror
  * bound to a new source, as the merchant's next job.  golive archives the mirror and
  * starts a fresh one, then runs every stream in full; rebind keeps data and cursors.
- * lib/source.c does the work on the pool; this file schedules it and takes its end. */
-#include <errno.h>
-#include <stdio.h>
-#include <string.h>
+ * lib/source.c does the work on the pool (job.c's rebind_work); this file schedules it
+ * and takes its end. */
 
 #include "log.h"
 #include "runtime_priv.h"
@@ -21,34 +19,6 @@ enum runtime_refusal runtime_rebind(struct runtime *rt, const char *m, bool goli
 	wlist_push(golive ? &ms->golive : &ms->rebind, w);
 	dispatch(rt, ms);
 	return RUNTIME_OK;
-}
-
-/* On a worker thread: the merchant's mirror to itself while it is rebound. */
-void rebind_work(struct pool_job *pj)
-{
-	struct job *job = (struct job *)pj;
-	struct merchant *mr;
-	struct log_ctx lc = { job->id, NULL, 0 };
-	char archive[4096], err[sizeof(job->res.message)];
-
-	atomic_store(&job->started, true);
-	job->started_usec = now_usec();
-	job->rc = merchant_open(job->cfg->c, job->conf, job->shop ? &job->shop->s : NULL, &mr, err,
-				sizeof(err));
-	if (job->rc < 0) {
-		snprintf(job->res.message, sizeof(job->res.message), "%s", err);
-	} else {
-		if (job->kind == JOB_GOLIVE)
-			job->rc = source_golive(&mr->st, mr->db_path, job->conf, &lc, archive,
-						sizeof(archive), job->res.message,
-						sizeof(job->res.message));
-		else
-			job->rc = source_rebind(mr->st, job->conf, &lc, job->res.message,
-						sizeof(job->res.message));
-		merchant_close(mr);
-	}
-	job->res.outcome = job->rc == 0 ? "success" : "failed";
-	job->finished_usec = now_usec();
 }
 
 /* A golive or rebind asked for: the merchant's next job, before the syncs, even when paused. */

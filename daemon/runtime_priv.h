@@ -159,7 +159,6 @@ void outcome_clear(struct outcome *o);
 void job_result(struct job *job, struct runtime_result *r);
 
 /* rebind.c */
-void rebind_work(struct pool_job *pj);
 /* Start a golive or rebind asked for as ms's job; false when none is. */
 bool rebind_dispatch(struct runtime *rt, struct mstate *ms);
 void rebind_done(struct mstate *ms, struct job *job);

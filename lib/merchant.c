@@ -149,6 +149,21 @@ static int run_scan(struct merchant *mr, atomic_bool *stop, struct merchant_resu
 	return r;
 }
 
+/* Stream s's sync_state says the failure (and when, unless when is NULL), for status. */
+static void state_says(struct merchant *mr, enum stream s, const char *when,
+		       const struct merchant_result *res)
+{
+	struct store_state st;
+	if (store_state_get(mr->st, stream_name(s), &st) < 0)
+		return;
+	if (when)
+		store_state_set(&st.last_attempt, when);
+	store_state_set(&st.last_error, res->message);
+	store_state_set(&st.error_class, res->error_class);
+	store_state_put(mr->st, stream_name(s), &st);
+	store_state_clear(&st);
+}
+
 /*
  * A run refused before any request: the mirror's source is not the configured
  * one, or cannot be read.  Recorded as a failed run of class config, in the
@@ -156,7 +171,6 @@ static int run_scan(struct merchant *mr, atomic_bool *stop, struct merchant_resu
  */
 static int refuse_run(struct merchant *mr, enum stream s, int rc, struct merchant_result *res)
 {
-	struct store_state st;
 	struct log_ctx lc = { mr->conf->id, stream_name(s), 0 };
 	tstamp_t now;
 	tstamp_now(now);
@@ -167,13 +181,7 @@ static int refuse_run(struct merchant *mr, enum stream s, int rc, struct merchan
 					 .error = res->message, .error_class = res->error_class };
 		store_run_finish(mr->st, &run, now);
 	}
-	if (store_state_get(mr->st, lc.stream, &st) == 0) {
-		store_state_set(&st.last_attempt, now);
-		store_state_set(&st.last_error, res->message);
-		store_state_set(&st.error_class, res->error_class);
-		store_state_put(mr->st, lc.stream, &st);
-		store_state_clear(&st);
-	}
+	state_says(mr, s, now, res);
 	lc.run_id = res->run_id;
 	log_msg(LOG_ERR, &lc, LOG_MSGID_RUN_FAILED, "run refused (config): %s", res->message);
 	return rc;
@@ -200,14 +208,7 @@ static int job_end(struct merchant *mr, enum stream s, struct merchant_result *r
 			res->error_class = errclass_name(ERRC_STORAGE);
 			res->errnum = -r;
 			snprintf(res->message, sizeof(res->message), "%s", msg);
-			/* status reads sync_state: it should say the same. */
-			struct store_state ss;
-			if (store_state_get(mr->st, stream_name(s), &ss) == 0) {
-				store_state_set(&ss.last_error, msg);
-				store_state_set(&ss.error_class, res->error_class);
-				store_state_put(mr->st, stream_name(s), &ss);
-				store_state_clear(&ss);
-			}
+			state_says(mr, s, NULL, res); /* status reads sync_state: the same words */
 			return r;
 		}
 	}
