@@ -14,6 +14,7 @@
 #include "buf.h"
 #include "canon.h"
 #include "csvin.h"
+#include "money.h"
 #include "tstamp.h"
 
 #define VALUE_QUOTE_MAX 40 /* bytes of a bad value quoted back in a reject reason */
@@ -89,6 +90,7 @@ struct ctx {
 		char in[40];
 		tstamp_t out;
 	} dcache[C_COUNT];         /* the last date converted per column: dates repeat */
+	struct money_memo money;   /* the last currency's exponent */
 	struct buf key;            /* the records id being built */
 	char *fill_sku, *fill_size; /* looked up from variants, owned */
 	/* the parent row (product, order, return) last written, serialized, and whether

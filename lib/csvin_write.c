@@ -420,7 +420,7 @@ static int apply_order(struct ctx *x)
 		lv[OL_QUANTITY] = v[C_QUANTITY];
 		lv[OL_CURRENCY] = v[C_CURRENCY];
 		char minor[MONEY_TEXT_LEN];
-		if (money_minor_text(x->st, v[C_PRICE], v[C_CURRENCY], minor, &lv[OL_UNIT_PRICE_MINOR]) < 0 ||
+		if (money_minor_text(x->st, &x->money, v[C_PRICE], v[C_CURRENCY], minor, &lv[OL_UNIT_PRICE_MINOR]) < 0 ||
 		    canon_put(x->st, CANON_ORDER_LINES, lv, "sftp", NULL) < 0 ||
 		    outcome_relink(x->st, v[C_ORDER_ID]) < 0)
 			return -EIO;

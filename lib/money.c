@@ -50,20 +50,38 @@ int money_parse_minor(const char *text, int exponent, int64_t *out)
 
 static const char *SQL_EXPONENT = "SELECT exponent FROM currencies WHERE currency = ?1";
 
-int money_minor_text(struct store *st, const char *price, const char *currency,
-		     char buf[MONEY_TEXT_LEN], const char **out)
+static int exponent_of(struct store *st, struct money_memo *memo, const char *currency,
+		       int *exponent)
 {
-	*out = NULL;
-	if (!price || !currency)
+	bool memoable = memo && strlen(currency) < sizeof(memo->currency);
+	if (memoable && strcmp(memo->currency, currency) == 0) {
+		*exponent = memo->exponent;
 		return 0;
+	}
 	sqlite3_stmt *q = store_stmt(st, SQL_EXPONENT);
 	if (!q)
 		return -EIO;
 	sqlite3_bind_text(q, 1, currency, -1, SQLITE_STATIC);
 	int rc = sqlite3_step(q);
-	int exponent = rc == SQLITE_ROW ? sqlite3_column_int(q, 0) : -1;
+	*exponent = rc == SQLITE_ROW ? sqlite3_column_int(q, 0) : -1;
 	sqlite3_reset(q);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return -EIO;
+	if (memoable) {
+		strcpy(memo->currency, currency);
+		memo->exponent = *exponent;
+	}
+	return 0;
+}
+
+int money_minor_text(struct store *st, struct money_memo *memo, const char *price,
+		     const char *currency, char buf[MONEY_TEXT_LEN], const char **out)
+{
+	int exponent;
+	*out = NULL;
+	if (!price || !currency)
+		return 0;
+	if (exponent_of(st, memo, currency, &exponent) < 0)
 		return -EIO;
 	int64_t v;
 	if (exponent >= 0 && money_parse_minor(price, exponent, &v) == 0) {

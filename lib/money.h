@@ -19,13 +19,23 @@
 int money_parse_minor(const char *text, int exponent, int64_t *out);
 
 /*
+ * The last currency money_minor_text looked up and its exponent: a shop sells
+ * in one currency or a few, and every line of every order asks.  Zeroed
+ * before first use; it lives as long as one connection to one mirror.
+ */
+struct money_memo {
+	char currency[8];
+	int exponent;
+};
+
+/*
  * The unit price of an order line as canonical text for canon_put: price in
  * currency's minor unit, its exponent read from the mirror's currencies
- * table.  *out points into buf, or is NULL when price is NULL, currency is
+ * table (or memo, when it holds currency; memo may be NULL).  *out points into buf, or is NULL when price is NULL, currency is
  * NULL or unknown, or price does not convert (the text stays in the raw
  * layer).  0, or -EIO when the mirror cannot be read.
  */
-int money_minor_text(struct store *st, const char *price, const char *currency,
-		     char buf[MONEY_TEXT_LEN], const char **out);
+int money_minor_text(struct store *st, struct money_memo *memo, const char *price,
+		     const char *currency, char buf[MONEY_TEXT_LEN], const char **out);
 
 #endif

@@ -5,6 +5,7 @@
 #include <jansson.h>
 
 #include "config.h"
+#include "money.h"
 #include "profile.h"
 #include "store.h"
 #include "stream.h"
@@ -17,6 +18,7 @@ struct project_ctx {
 	struct store *st;
 	const struct profile *p;
 	const struct merchant_conf *m;
+	struct money_memo *money; /* the caller's, for this connection; may be NULL */
 };
 
 /*

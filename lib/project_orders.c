@@ -65,7 +65,8 @@ static const char *line_no(const struct project_ctx *c, struct scratch *sc, json
 /* Order and return lines: which table, and how one line's row is built. */
 struct lines_of {
 	enum canon_table table;
-	const char *count_sql;
+	const char *count_sql; /* ?1 the parent */
+	const char *prune_sql; /* ?1 the parent, ?2 the JSON array of the line numbers kept */
 	int (*row)(const struct project_ctx *c, struct scratch *sc, json_t *line, size_t i,
 		   const char *const *parent, const char **out); /* 0, or -EIO */
 };
@@ -79,7 +80,7 @@ static int order_line_row(const struct project_ctx *c, struct scratch *ls, json_
 	lr[OL_QUANTITY] = field_text(c, ls, l, "quantity");
 	/* The price text stays in the raw record; the line holds it exactly. */
 	lr[OL_CURRENCY] = row[O_CURRENCY];
-	return money_minor_text(c->st, field_text(c, ls, l, "price"), lr[OL_CURRENCY],
+	return money_minor_text(c->st, c->money, field_text(c, ls, l, "price"), lr[OL_CURRENCY],
 				scratch_take(ls), &lr[OL_UNIT_PRICE_MINOR]);
 }
 
@@ -98,26 +99,36 @@ static int return_line_row(const struct project_ctx *c, struct scratch *ls, json
 }
 
 static const struct lines_of order_lines = {
-	CANON_ORDER_LINES, "SELECT count(*) FROM order_lines WHERE order_id = ?1", order_line_row,
+	CANON_ORDER_LINES,
+	"SELECT count(*) FROM order_lines WHERE order_id = ?1",
+	"DELETE FROM order_lines WHERE order_id = ?1 AND line_no NOT IN (SELECT value FROM json_each(?2))",
+	order_line_row,
 };
 static const struct lines_of return_lines = {
-	CANON_RETURN_LINES, "SELECT count(*) FROM return_lines WHERE return_id = ?1", return_line_row,
+	CANON_RETURN_LINES,
+	"SELECT count(*) FROM return_lines WHERE return_id = ?1",
+	"DELETE FROM return_lines WHERE return_id = ?1 AND line_no NOT IN (SELECT value FROM json_each(?2))",
+	return_line_row,
 };
 
 #define LINES_IN_PLACE_MAX 64
+#define LINE_NUMBERS_LEN (LINES_IN_PLACE_MAX * 20 + 3) /* "[n,n,...]" */
 
 /*
  * Whether the lines' numbers are plain decimal integers (as the mirror stores
- * them) and none repeats: then writing the lines over the stored ones and
- * counting what the parent holds tells whether an old line is left over.
+ * them) and none repeats: then the lines can be written over the stored ones,
+ * and only the stored lines whose number is not in numbers (a JSON array) are
+ * left over.
  */
-static bool plainly_numbered(const struct project_ctx *c, json_t *lines)
+static bool plainly_numbered(const struct project_ctx *c, json_t *lines,
+			     char numbers[LINE_NUMBERS_LEN])
 {
 	long long seen_no[LINES_IN_PLACE_MAX];
-	size_t i, n = json_array_size(lines);
+	size_t i, n = json_array_size(lines), used = 1;
 	json_t *l;
 	if (n > LINES_IN_PLACE_MAX)
 		return false;
+	strcpy(numbers, "[");
 	json_array_foreach(lines, i, l) {
 		struct scratch ls = { .used = 0 };
 		const char *t = line_no(c, &ls, l, i);
@@ -128,7 +139,10 @@ static bool plainly_numbered(const struct project_ctx *c, json_t *lines)
 		for (size_t k = 0; k < i; k++)
 			if (seen_no[k] == seen_no[i])
 				return false;
+		used += (size_t)snprintf(numbers + used, LINE_NUMBERS_LEN - used, "%s%lld",
+					 i ? "," : "", seen_no[i]);
 	}
+	snprintf(numbers + used, LINE_NUMBERS_LEN - used, "]");
 	return true;
 }
 
@@ -148,23 +162,28 @@ static int put_lines(const struct project_ctx *c, const struct lines_of *lo, jso
 }
 
 /*
- * The parent's lines become the record's.  A new parent has none yet.  An
- * updated one most often keeps its lines, or changes one: they are written
- * over the stored ones (an unchanged line costs a look-up, no write), and
- * only when old lines are left over (or the numbers are not plain) are they
- * all deleted and written again (DOMAIN.md §1: child rows replaced wholesale).
+ * The parent's lines become the record's (DOMAIN.md §1: child rows replaced
+ * wholesale).  A new parent has none yet.  An updated one most often keeps
+ * its lines, changes one or loses one: they are written over the stored ones
+ * (an unchanged line costs a look-up, no write) and, when the parent holds
+ * more lines than the record, the stored lines it no longer has are deleted:
+ * a line and its index entries are written only when it changed.  Lines not
+ * plainly numbered are all deleted and written again.
  */
 static int replace_lines(const struct project_ctx *c, const struct lines_of *lo, json_t *rec,
 			 const char *const *parent, bool fresh)
 {
 	json_t *lines = get(c, rec, "lines");
-	bool in_place = !fresh && plainly_numbered(c, lines);
+	char numbers[LINE_NUMBERS_LEN];
+	bool in_place = !fresh && plainly_numbered(c, lines, numbers);
 	if (!fresh && !in_place && canon_delete_children(c->st, lo->table, NULL, parent[0]) < 0)
 		return -EIO;
 	if (put_lines(c, lo, lines, parent) < 0)
 		return -EIO;
 	if (!in_place)
 		return 0;
+	/* The record's lines are all stored now, under distinct numbers: as
+	 * many stored lines as it has means no other is left over. */
 	sqlite3_stmt *q = store_stmt(c->st, lo->count_sql);
 	if (!q)
 		return -EIO;
@@ -176,8 +195,13 @@ static int replace_lines(const struct project_ctx *c, const struct lines_of *lo,
 		return -EIO;
 	if ((size_t)stored == json_array_size(lines))
 		return 0;
-	return canon_delete_children(c->st, lo->table, NULL, parent[0]) < 0 ? -EIO
-										: put_lines(c, lo, lines, parent);
+	if (!(q = store_stmt(c->st, lo->prune_sql)))
+		return -EIO;
+	sqlite3_bind_text(q, 1, parent[0], -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, 2, numbers, -1, SQLITE_STATIC);
+	rc = sqlite3_step(q);
+	sqlite3_reset(q);
+	return rc == SQLITE_DONE ? 0 : -EIO;
 }
 
 int project_order(const struct project_ctx *c, json_t *rec)

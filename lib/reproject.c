@@ -29,7 +29,8 @@ static const char *SQL_RECORDS =
 int reproject_run(struct store *st, const struct profile *p, const struct merchant_conf *m,
 		  int64_t *records, char *err, size_t errlen)
 {
-	struct project_ctx pc = { st, p, m };
+	struct money_memo money = { "", 0 };
+	struct project_ctx pc = { st, p, m, &money };
 	int r = -EIO;
 
 	*records = 0;

@@ -41,31 +41,48 @@ static void test_parse(void **state)
 	assert_int_equal(money_parse_minor("1", 5, &v), -EINVAL);
 }
 
-/* The exponent comes from the mirror's currencies table; unknown or missing currency: no value. */
+/*
+ * The exponent comes from the mirror's currencies table; unknown or missing
+ * currency: no value.  The same answers with a memo of the last currency, as
+ * the currency changes from line to line and back.
+ */
 static void test_minor_text(void **state)
 {
 	(void)state;
 	char *dir = unit_tmpdir(), *path, err[256], buf[MONEY_TEXT_LEN];
 	const char *out;
 	struct store *st;
+	struct money_memo memo = { "", 0 };
+	struct money_memo *memos[] = { NULL, &memo };
 	assert_true(asprintf(&path, "%s/m.db", dir) > 0);
 	assert_int_equal(store_open(path, &st, err, sizeof(err)), 0);
-	assert_int_equal(money_minor_text(st, "19.90", "EUR", buf, &out), 0);
-	assert_string_equal(out, "1990");
-	assert_int_equal(money_minor_text(st, "1500", "JPY", buf, &out), 0);
-	assert_string_equal(out, "1500");
-	assert_int_equal(money_minor_text(st, "1500", "KRW", buf, &out), 0);
-	assert_string_equal(out, "1500");
-	assert_int_equal(money_minor_text(st, "1.5", "KWD", buf, &out), 0);
-	assert_string_equal(out, "1500");
-	assert_int_equal(money_minor_text(st, "5.00", "XYZ", buf, &out), 0);
-	assert_null(out);
-	assert_int_equal(money_minor_text(st, "5.00", NULL, buf, &out), 0);
-	assert_null(out);
-	assert_int_equal(money_minor_text(st, NULL, "EUR", buf, &out), 0);
-	assert_null(out);
-	assert_int_equal(money_minor_text(st, "cinq", "EUR", buf, &out), 0);
-	assert_null(out);
+	for (int k = 0; k < 2; k++) {
+		struct money_memo *m = memos[k];
+		assert_int_equal(money_minor_text(st, m, "19.90", "EUR", buf, &out), 0);
+		assert_string_equal(out, "1990");
+		assert_int_equal(money_minor_text(st, m, "1500", "JPY", buf, &out), 0);
+		assert_string_equal(out, "1500");
+		assert_int_equal(money_minor_text(st, m, "1500", "KRW", buf, &out), 0);
+		assert_string_equal(out, "1500");
+		assert_int_equal(money_minor_text(st, m, "1.5", "KWD", buf, &out), 0);
+		assert_string_equal(out, "1500");
+		assert_int_equal(money_minor_text(st, m, "1.5", "KWD", buf, &out), 0);
+		assert_string_equal(out, "1500");
+		assert_int_equal(money_minor_text(st, m, "5.00", "XYZ", buf, &out), 0);
+		assert_null(out);
+		assert_int_equal(money_minor_text(st, m, "5.00", "XYZ", buf, &out), 0);
+		assert_null(out);
+		assert_int_equal(money_minor_text(st, m, "5.00", "A-CURRENCY-NAME-TOO-LONG", buf, &out), 0);
+		assert_null(out);
+		assert_int_equal(money_minor_text(st, m, "5.00", NULL, buf, &out), 0);
+		assert_null(out);
+		assert_int_equal(money_minor_text(st, m, NULL, "EUR", buf, &out), 0);
+		assert_null(out);
+		assert_int_equal(money_minor_text(st, m, "cinq", "EUR", buf, &out), 0);
+		assert_null(out);
+		assert_int_equal(money_minor_text(st, m, "19.90", "EUR", buf, &out), 0);
+		assert_string_equal(out, "1990");
+	}
 	store_close(st);
 	free(path);
 	unit_rmtree(dir);

@@ -114,7 +114,7 @@ static void test_migration_keeps_data(void **state)
 			fail_msg("cannot read '%s'", line);
 		char buf[MONEY_TEXT_LEN];
 		const char *want;
-		assert_int_equal(money_minor_text(st, strcmp(price, "~") ? price : NULL,
+		assert_int_equal(money_minor_text(st, NULL, strcmp(price, "~") ? price : NULL,
 						  strcmp(cur, "~") ? cur : NULL, buf, &want), 0);
 		snprintf(sql, sizeof(sql), "SELECT unit_price_minor, currency FROM order_lines"
 			 " WHERE order_id = '%s' AND line_no = %s", oid, lno);

@@ -27,7 +27,7 @@ static int setup(void **state)
 	unit_mirror_open(&f->dir, &f->st);
 	f->p = unit_profile("default", NULL, 0);
 	unit_merchant(&f->m, "acme-fr", &f->zones);
-	f->c = (struct project_ctx){ f->st, f->p, &f->m };
+	f->c = (struct project_ctx){ f->st, f->p, &f->m, NULL };
 	*state = f;
 	return 0;
 }

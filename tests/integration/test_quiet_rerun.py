@@ -12,7 +12,11 @@ nothing changed at the shop must:
     pages, printed as "N rows written" on each stream's "run finished" line, is 0.
 Then one order changes at the shop: the next run writes it (the triggers fire, the orders
 stream reports rows written) and the mirror equals the emulator's oracle, so skipping
-unchanged records never skips a changed one.
+unchanged records never skips a changed one.  Orders that lose their first line, their
+last line, or gain one (lines are written over the stored ones, and only those left
+over are deleted) end equal to the oracle too.  After every run, each stream's
+rows_total in status is its count of live records (kleepd counts again only after a
+window that wrote), including after a full read that marks records deleted.
 """
 import os
 import re
@@ -45,6 +49,14 @@ def writes(db_path):
     return kt.query(db_path, "SELECT tbl, op, count(*) FROM _writes GROUP BY tbl, op ORDER BY 1, 2")
 
 
+def totals_wrong(db_path):
+    """Streams whose sync_state.rows_total is not their count of live records."""
+    return kt.query(db_path, "SELECT s.stream, s.rows_total, (SELECT count(*) FROM records r"
+                    " WHERE r.stream = s.stream AND r.deleted = 0) AS live FROM sync_state s"
+                    " WHERE s.rows_total IS NOT live AND s.stream IN (%s)"
+                    % ",".join("'%s'" % s for s in kt.STREAMS))
+
+
 def rows_written(run):
     """{stream: rows written} from the run's "run finished" lines."""
     out = {}
@@ -68,6 +80,7 @@ def main():
         c.check("initial sync succeeds", r.rc == 0 and r.all_success("shop"), r.summary())
         c.no_diffs("initial sync: the mirror equals the oracle",
                    kt.compare(db, emu.canonical(*m.canonical_args())))
+        c.equal("initial sync: rows_total is each stream's live records", totals_wrong(db), [])
         install_triggers(db)
 
         emu.reset_stats()
@@ -87,6 +100,7 @@ def main():
                 sorted(written), sorted(kt.STREAMS))
         c.check("nothing changed: 0 rows written by every stream (sqlite3_total_changes)",
                 written and all(n == 0 for n in written.values()), written)
+        c.equal("nothing changed: rows_total is each stream's live records", totals_wrong(db), [])
 
         order = emu.truth("orders")[3]["id"]
         emu.update("orders", order)
@@ -103,6 +117,33 @@ def main():
                 all(n == 0 for s, n in written.items() if s != "orders"), written)
         c.no_diffs("one order changed: the mirror equals the oracle",
                    kt.compare(db, emu.canonical(*m.canonical_args())))
+        c.equal("one order changed: rows_total is each stream's live records", totals_wrong(db), [])
+
+        many = [o for o in emu.truth("orders") if len(o.get("lines") or []) >= 3][:3]
+        c.check("the shop has orders of three lines or more (the test means something)",
+                len(many) == 3, len(many))
+        if len(many) == 3:
+            emu.update("orders", many[0]["id"], {"lines": many[0]["lines"][1:]})
+            emu.update("orders", many[1]["id"], {"lines": many[1]["lines"][:-1]})
+            emu.update("orders", many[2]["id"], {"lines": many[2]["lines"] + [
+                dict(many[2]["lines"][0], id=max(int(x["id"]) for x in many[2]["lines"]) + 1)]})
+        r = kt.run_kleepd(conf)
+        c.check("lines lost and gained: the run succeeds", r.rc == 0 and r.all_success("shop"),
+                r.summary())
+        c.no_diffs("a first line lost, a last line lost, a line gained: the mirror equals the oracle",
+                   kt.compare(db, emu.canonical(*m.canonical_args())))
+
+        gone = [o["id"] for o in emu.truth("orders")[10:12]]
+        for oid in gone:
+            emu.delete("orders", oid)
+        emu.add("orders")
+        r = kt.run_kleepd(conf, full=True)
+        c.check("two orders gone, one new, full read: the run succeeds",
+                r.rc == 0 and r.all_success("shop"), r.summary())
+        c.equal("full read: rows_total is each stream's live records", totals_wrong(db), [])
+        c.equal("full read: orders' rows_total is the shop's orders",
+                kt.query(db, "SELECT rows_total FROM sync_state WHERE stream = 'orders'"),
+                [(len(emu.truth("orders")),)])
     return c.finish()
 
 
