@@ -11,7 +11,15 @@
 /* After a checkpoint the -wal is cut back to this size; the TRUNCATE
  * checkpoint at each job's end empties it whenever no reader holds it. */
 #define STORE_WAL_LIMIT_BYTES (1024 * 1024)
-#define STORE_WAL_CHECKPOINT_PAGES 1000 /* SQLite's own autocheckpoint default */
+/*
+ * Pages of -wal that start a checkpoint during a job (SQLite's own default is
+ * 1000).  A checkpoint copies each page once, however many commits wrote it:
+ * the pages every commit touches (index interiors, the tables' right edges,
+ * sync_state) are copied a quarter as often as at 1000.  The job's last
+ * checkpoint truncates the -wal (store_checkpoint), so it is this large only
+ * while a job writes.
+ */
+#define STORE_WAL_CHECKPOINT_PAGES 4096
 #define STORE_CHECKPOINT_WAIT_MS 200    /* how long the job-end checkpoint waits for readers */
 
 struct store {
