@@ -11,12 +11,14 @@
 
 #include <curl/curl.h>
 #include <libssh2.h>
+#include <sqlite3.h>
 #include <systemd/sd-daemon.h>
 
 #include "config.h"
 #include "control.h"
 #include "ctl.h"
 #include "errclass.h"
+#include "jarena.h"
 #include "log.h"
 #include "merchant.h"
 #include "profile.h"
@@ -303,6 +305,11 @@ int main(int argc, char **argv)
 		fprintf(stderr, "kleepd: cannot initialize libcurl or libssh2\n");
 		return 1;
 	}
+	/* SQLite's memory statistics take a global lock on every allocation
+	 * of every connection, and nothing reads them. */
+	sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+	/* Reply pages parse into arenas (jarena.h); without one, into malloc. */
+	jarena_install();
 	int listen_fd = !check && !once && sd_listen_fds(1) > 0 ? SD_LISTEN_FDS_START : -1;
 	int r = check ? check_config(config_path)
 		: once ? run_once(config_path, merchant, stream, full)

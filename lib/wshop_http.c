@@ -11,6 +11,7 @@
 #include <curl/curl.h>
 
 #include "buf.h"
+#include "jarena.h"
 #include "wshop_http.h"
 
 #define WSHOP_SLEEP_SLICE_MS 100       /* longest sleep between two looks at *stop */
@@ -115,6 +116,7 @@ struct wshop_http {
 	CURL *curl;
 	char curl_err[CURL_ERROR_SIZE];
 	struct buf body;        /* the reply being received, capped at WSHOP_BODY_MAX */
+	struct jarena *arena;   /* where the parsed replies' values live (may be NULL) */
 	bool body_too_big;      /* the reply passed WSHOP_BODY_MAX */
 	char retry_after[128];  /* the last reply's Retry-After header, "" when none */
 };
@@ -175,6 +177,7 @@ struct wshop_http *wshop_http_new(const struct profile *p, struct wshop_ratelimi
 	h->stop = stop;
 	h->stats = stats;
 	buf_init(&h->body, WSHOP_BODY_MAX);
+	h->arena = jarena_new();
 
 	CURL *c = h->curl;
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
@@ -199,6 +202,7 @@ void wshop_http_free(struct wshop_http *h)
 {
 	if (!h)
 		return;
+	jarena_free(h->arena);
 	curl_easy_cleanup(h->curl);
 	buf_free(&h->body);
 	free(h);
@@ -382,8 +386,12 @@ void wshop_http_exchange(struct wshop_http *h, const char *url, json_t *params, 
 		wshop_reply_fail(r, WSHOP_OUT_RETRY, "out of memory");
 	else {
 		perform(h, &x);
-		/* Classified before request_done: the redirect URL belongs to the handle. */
+		/* Classified before request_done: the redirect URL belongs to the handle.
+		 * The reply's values come from the arena: a page of records is freed
+		 * whole before the next is parsed (jarena.h). */
+		struct jarena *previous = jarena_enter(h->arena);
 		wshop_reply_classify(&x, &rules, r);
+		jarena_leave(previous);
 	}
 	request_done(h, &rq);
 }
