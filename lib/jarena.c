@@ -38,6 +38,7 @@ static unsigned char *region;
 static struct jarena arenas[SLOTS];
 static _Thread_local struct jarena *active;
 
+#ifndef JARENA_OFF
 static void *arena_malloc(size_t size)
 {
 	struct jarena *a = active;
@@ -65,6 +66,7 @@ static void arena_free(void *p)
 	}
 	atomic_fetch_sub_explicit(&arenas[off / SLOT_BYTES].live, 1, memory_order_release);
 }
+#endif
 
 bool jarena_install(void)
 {
