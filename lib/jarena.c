@@ -28,7 +28,8 @@
 
 struct jarena {
 	unsigned char *base;
-	size_t used;              /* bump offset: written by the owning thread only */
+	size_t used;              /* bump offset, back to 0 at the first allocation with
+				   no value alive (arena_malloc): the owner's only */
 	size_t high;              /* the most ever touched since the last trim */
 	atomic_size_t live;       /* values handed out and not yet freed */
 	atomic_bool taken;        /* by an owner, or for good when freed while values lived */
@@ -102,10 +103,8 @@ struct jarena *jarena_new(void)
 		return NULL;
 	for (int i = 0; i < SLOTS; i++) {
 		bool no = false;
-		if (atomic_compare_exchange_strong(&arenas[i].taken, &no, true)) {
-			arenas[i].used = 0;
+		if (atomic_compare_exchange_strong(&arenas[i].taken, &no, true))
 			return &arenas[i];
-		}
 	}
 	return NULL;
 }
@@ -119,7 +118,6 @@ void jarena_free(struct jarena *a)
 	/* The next owner (most often the next job) finds up to KEEP_BYTES
 	 * already backed, as malloc would have kept them: no page faults. */
 	trim(a);
-	a->used = 0;
 	atomic_store(&a->taken, false);
 }
 

@@ -31,9 +31,10 @@ struct money_memo {
 /*
  * The unit price of an order line as canonical text for canon_put: price in
  * currency's minor unit, its exponent read from the mirror's currencies
- * table (or memo, when it holds currency; memo may be NULL).  *out points into buf, or is NULL when price is NULL, currency is
- * NULL or unknown, or price does not convert (the text stays in the raw
- * layer).  0, or -EIO when the mirror cannot be read.
+ * table, or from memo when it holds that currency (memo may be NULL).  *out
+ * points into buf, or is NULL when price is NULL, currency is NULL or
+ * unknown, or price does not convert (the text stays in the raw layer).  0,
+ * or -EIO when the mirror cannot be read.
  */
 int money_minor_text(struct store *st, struct money_memo *memo, const char *price,
 		     const char *currency, char buf[MONEY_TEXT_LEN], const char **out);
