@@ -15,6 +15,10 @@
  * there are too many, the transaction is rolled back and the file read again
  * in a second, validating pass that records only its rejects, so that a
  * rejected file leaves an explanation and nothing else.
+ *
+ * A file of orders or returns that brings many rows next to those stored
+ * (an initial load, a backfill) writes its tables without their secondary
+ * indexes and builds them again before the commit (bulkload.h).
  */
 
 #include <ctype.h>
@@ -29,6 +33,7 @@
 #include <csv.h>
 #include <jansson.h>
 
+#include "bulkload.h"
 #include "canon.h"
 #include "csvin_ctx.h"
 #include "tstamp.h"
@@ -206,9 +211,58 @@ rollback:
 	return r;
 }
 
+/*
+ * The tables a kind writes in bulk when its file is large.  Each kind's
+ * writing finds rows of these tables by their primary key only (a line by
+ * its parent, a return's order line in order_lines by order_id), so no
+ * statement of the load looks for an index that is set aside.
+ */
+static const char *const bulk_tables[CSVIN_KIND_COUNT][3] = {
+	[CSVIN_ORDERS] = { "orders", "order_lines", NULL },
+	[CSVIN_RETURNS] = { "returns", "return_lines", NULL },
+};
+
+/* Lines in the rest of f (an upper bound of its records), leaving f where it
+ * was; -1 when f cannot be read or rewound. */
+static int64_t lines_left(FILE *f)
+{
+	long at = ftell(f);
+	char block[1 << 16];
+	int64_t n = 0;
+	size_t got;
+	if (at < 0)
+		return -1;
+	while ((got = fread(block, 1, sizeof(block), f)) > 0)
+		for (const char *p = block; (p = memchr(p, '\n', (size_t)(block + got - p))); p++)
+			n++;
+	if (ferror(f) || fseek(f, at, SEEK_SET) != 0)
+		return -1;
+	return n;
+}
+
+/* Set aside the kind's indexes when f is large; 0 or negative with res->reason. */
+static int bulk_begin(struct store *st, const struct csvin_opts *o, FILE *f, struct bulkload *bl,
+		      struct csvin_result *res)
+{
+	bl->n = 0;
+	if (!bulk_tables[o->kind][0])
+		return 0;
+	int64_t lines = lines_left(f);
+	if (lines < 0) {
+		snprintf(res->reason, sizeof(res->reason), "%s: cannot read the file", o->path);
+		return -EIO;
+	}
+	int r = bulkload_begin(st, bl, bulk_tables[o->kind], lines - 1); /* less the header */
+	if (r < 0)
+		snprintf(res->reason, sizeof(res->reason), "%s: database error: %s", o->path,
+			 store_errmsg(st));
+	return r;
+}
+
 int csvin_apply(struct store *st, const struct csvin_opts *o, FILE *f, struct csvin_result *res)
 {
 	struct ctx x;
+	struct bulkload bl = { .n = 0 };
 	int r;
 
 	ctx_init(&x, st, o, res, false);
@@ -222,23 +276,27 @@ int csvin_apply(struct store *st, const struct csvin_opts *o, FILE *f, struct cs
 		store_rollback(st);
 		return -EIO;
 	}
+	if ((r = bulk_begin(st, o, f, &bl, res)) < 0) {
+		ctx_free(&x);
+		store_rollback(st);
+		bulkload_forget(&bl);
+		return r;
+	}
 	r = csvin_read_pass(&x, f);
 	int64_t whole_line = x.whole_line;
 	bool file_bad = x.file_bad;
 	ctx_free(&x);
-	if (r < 0) {
-		store_rollback(st);
-		return r;
-	}
-	if (file_bad) {
-		store_rollback(st);
-		return reject_whole(st, o, res, whole_line);
+	if (r < 0 || file_bad) {
+		store_rollback(st); /* which also restores what bulk_begin set aside */
+		bulkload_forget(&bl);
+		return r < 0 ? r : reject_whole(st, o, res, whole_line);
 	}
 
 	double ratio = o->m->sftp.max_reject_ratio;
 	if (res->rows > 0 && (double)res->rejects / (double)res->rows > ratio) {
 		/* too many bad rows: nothing of the file stays but its rejects */
 		store_rollback(st);
+		bulkload_forget(&bl);
 		if (fseek(f, 0, SEEK_SET) != 0) {
 			snprintf(res->reason, sizeof(res->reason),
 				 "%s: cannot read the file again to record its rejects", o->path);
@@ -271,6 +329,12 @@ int csvin_apply(struct store *st, const struct csvin_opts *o, FILE *f, struct cs
 			 (long long)res->rejects, (long long)res->rows);
 	} else {
 		res->outcome = CSVIN_APPLIED;
+	}
+	if (bulkload_end(st, &bl) < 0) {
+		snprintf(res->reason, sizeof(res->reason), "%s: database error: %s", o->path,
+			 store_errmsg(st));
+		store_rollback(st);
+		return -EIO;
 	}
 	r = finish(st, o, res);
 	if (r < 0)

@@ -591,6 +591,126 @@ static void t_before_commit(void **state)
 	assert_int_equal(q_int(f, "SELECT count(*) FROM records"), 0);
 }
 
+/* ---- a large file: secondary indexes set aside and built again (bulkload.h) ---- */
+
+#include "bulkload.h"
+
+/* The mirror's indexes, names and definitions, in one string (static buffer). */
+static const char *index_set(struct fx *f)
+{
+	return q_text(f, "SELECT group_concat(name || ' ' || coalesce(sql, ''), '; ') FROM"
+			 " (SELECT name, sql FROM sqlite_schema WHERE type = 'index' ORDER BY name)");
+}
+
+/* rows return lines, two per return, every bad-th row (0: none) with an impossible date. */
+static char *returns_big(int rows, int bad)
+{
+	size_t cap = 100 + (size_t)rows * 64;
+	char *s = malloc(cap);
+	size_t n = (size_t)snprintf(s, cap, "%s", RET_HEADER);
+	for (int i = 0; i < rows; i++)
+		n += (size_t)snprintf(s + n, cap - n, "R%d,O%d,%s,P%d,1,V%d,%d,\n", i / 2, i / 2,
+				      bad && i % bad == 0 ? "31/02/2025" : "15/01/2025", i % 50, i,
+				      i % 7);
+	return s;
+}
+
+/* Whether return_lines_reason existed when the load's tick came; -1: no tick came. */
+static int tick_saw_index;
+
+/* The tick during the load (every CSVIN_TICK_ROWS records): are the indexes there? */
+static void index_tick(void *arg)
+{
+	struct fx *f = arg;
+	tick_saw_index = q_int(f, "SELECT count(*) FROM sqlite_schema WHERE type = 'index'"
+					 " AND name = 'return_lines_reason'") == 1;
+}
+
+static int failing_hook(struct store *st, const struct csvin_result *r, void *arg)
+{
+	(void)st;
+	(void)r;
+	(void)arg;
+	return -EIO;
+}
+
+static int ingest_hooked(struct fx *f, const char *path, const char *csv, bool fail,
+			 struct csvin_result *res)
+{
+	char fpath[512];
+	snprintf(fpath, sizeof(fpath), "%s/in-%d.csv", f->dir, f->n_files++);
+	FILE *w = fopen(fpath, "w");
+	fputs(csv, w);
+	fclose(w);
+	FILE *in = fopen(fpath, "r");
+	struct csvin_opts o = { .kind = CSVIN_RETURNS, .path = path, .m = &f->m, .run_id = 1,
+				.tick = index_tick, .tick_arg = f,
+				.before_commit = fail ? failing_hook : NULL };
+	tick_saw_index = -1;
+	int r = csvin_apply(f->st, &o, in, res);
+	fclose(in);
+	return r;
+}
+
+static void t_bulk_rebuilds_indexes(void **state)
+{
+	struct fx *f = *state;
+	struct csvin_result res;
+	int rows = 3 * BULKLOAD_MIN_ROWS / 2;
+	char before[1024];
+	snprintf(before, sizeof(before), "%s", index_set(f));
+	/* an order line that the return lines of R0 find by their variants */
+	assert_int_equal(ingest(f, CSVIN_ORDERS, "orders/o.csv",
+				"order_id,ordered_at,product_id,quantity,variant_id,line_no\n"
+				"O0,2025-01-01,P0,1,V9,1\nO0,2025-01-01,P1,1,V1,2\n", &res), 0);
+	char *csv = returns_big(rows, 0);
+	assert_int_equal(ingest_hooked(f, "returns/big.csv", csv, false, &res), 0);
+	free(csv);
+	assert_int_equal(res.outcome, CSVIN_APPLIED);
+	assert_int_equal(res.applied, rows);
+	assert_int_equal(tick_saw_index, 0); /* the load went without it */
+	/* the same indexes as before, and each agrees with its table */
+	assert_string_equal(index_set(f), before);
+	assert_string_equal(q_text(f, "PRAGMA integrity_check"), "ok");
+	assert_int_equal(q_int(f, "SELECT count(*) FROM return_lines"), rows);
+	assert_int_equal(q_int(f, "SELECT count(*) FROM returns"), rows / 2);
+	assert_int_equal(q_int(f, "SELECT count(*) FROM return_lines INDEXED BY return_lines_reason"
+				  " WHERE reason_id = '3'"), (rows + 3) / 7);
+	assert_int_equal(q_int(f, "SELECT order_line_no FROM return_lines WHERE return_id = 'R0'"
+				  " AND variant_id = 'V1'"), 2);
+	/* a file of fewer rows than BULKLOAD_MIN_ROWS keeps the indexes while it loads */
+	csv = returns_big(BULKLOAD_MIN_ROWS - 1, 0);
+	assert_int_equal(ingest_hooked(f, "returns/small.csv", csv, false, &res), 0);
+	free(csv);
+	assert_int_equal(tick_saw_index, 1);
+	assert_string_equal(index_set(f), before);
+}
+
+static void t_bulk_rolled_back(void **state)
+{
+	struct fx *f = *state;
+	struct csvin_result res;
+	int rows = 3 * BULKLOAD_MIN_ROWS / 2;
+	char before[1024];
+	snprintf(before, sizeof(before), "%s", index_set(f));
+	/* a failing commit hook: the load is rolled back with the indexes it set aside */
+	char *csv = returns_big(rows, 0);
+	assert_int_equal(ingest_hooked(f, "returns/big.csv", csv, true, &res), -EIO);
+	free(csv);
+	assert_int_equal(tick_saw_index, 0);
+	assert_string_equal(index_set(f), before);
+	assert_int_equal(q_int(f, "SELECT count(*) FROM return_lines"), 0);
+	/* too many bad rows: only the rejects stay, and the indexes */
+	csv = returns_big(rows, 2);
+	assert_int_equal(ingest_hooked(f, "returns/bad.csv", csv, false, &res), 0);
+	free(csv);
+	assert_int_equal(res.outcome, CSVIN_REJECTED);
+	assert_string_equal(index_set(f), before);
+	assert_string_equal(q_text(f, "PRAGMA integrity_check"), "ok");
+	assert_int_equal(q_int(f, "SELECT count(*) FROM return_lines"), 0);
+	assert_int_equal(q_int(f, "SELECT count(*) FROM csv_rejects"), rows / 2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -613,6 +733,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(t_record_cap, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_stop, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_before_commit, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_bulk_rebuilds_indexes, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_bulk_rolled_back, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
