@@ -114,8 +114,10 @@ int bulkload_end(struct store *st, struct bulkload *b)
 	for (int i = 0; i < b->n && r == 0; i++)
 		if (store_exec(st, b->sql[i]) < 0)
 			r = -EIO;
+	/* After a failure, the connection's error must stay for the caller to read
+	 * (the cache stays small until the job's connection closes). */
 	snprintf(sql, sizeof(sql), "PRAGMA cache_size = %d", was);
-	if (was != 0 && store_exec(st, sql) < 0)
+	if (r == 0 && was != 0 && store_exec(st, sql) < 0)
 		r = -EIO;
 	bulkload_forget(b);
 	return r;

@@ -80,9 +80,25 @@ void csvin_fatal(struct ctx *x, int err, const char *fmt, ...)
 	va_end(ap);
 }
 
+/*
+ * The database failed (a statement, the disk under it): res->reason says so in
+ * store_failure's words, which name the file and the system's error, and
+ * res->storage is set.  Called before any rollback, which would clear them.
+ */
+static void db_error(struct store *st, const struct csvin_opts *o, struct csvin_result *res)
+{
+	char why[256];
+	store_failure(st, why, sizeof(why));
+	snprintf(res->reason, sizeof(res->reason), "%s: database error: %s", o->path, why);
+	res->storage = true;
+}
+
 void csvin_db_fatal(struct ctx *x)
 {
-	csvin_fatal(x, -EIO, "%s: database error: %s", x->o->path, store_errmsg(x->st));
+	if (x->fatal)
+		return;
+	x->fatal = -EIO;
+	db_error(x->st, x->o, x->res);
 }
 
 void csvin_file_reject(struct ctx *x, const char *fmt, ...)
@@ -172,8 +188,7 @@ static int finish(struct store *st, const struct csvin_opts *o, struct csvin_res
 		return r;
 	}
 	if (store_commit(st) < 0) {
-		snprintf(res->reason, sizeof(res->reason), "%s: database error: %s", o->path,
-			 store_errmsg(st));
+		db_error(st, o, res);
 		return -EIO;
 	}
 	return 0;
@@ -204,8 +219,7 @@ static int reject_whole(struct store *st, const struct csvin_opts *o, struct csv
 		goto rollback;
 	return 0;
 fail:
-	snprintf(res->reason, sizeof(res->reason), "%s: database error: %s", o->path,
-		 store_errmsg(st));
+	db_error(st, o, res);
 rollback:
 	store_rollback(st);
 	return r;
@@ -254,8 +268,7 @@ static int bulk_begin(struct store *st, const struct csvin_opts *o, FILE *f, str
 	}
 	int r = bulkload_begin(st, bl, bulk_tables[o->kind], lines - 1); /* less the header */
 	if (r < 0)
-		snprintf(res->reason, sizeof(res->reason), "%s: database error: %s", o->path,
-			 store_errmsg(st));
+		db_error(st, o, res);
 	return r;
 }
 
@@ -271,8 +284,7 @@ int csvin_apply(struct store *st, const struct csvin_opts *o, FILE *f, struct cs
 		return -EINVAL;
 	}
 	if (store_begin(st) < 0 || clear_rejects(st, o->path) < 0) {
-		snprintf(res->reason, sizeof(res->reason), "%s: database error: %s", o->path,
-			 store_errmsg(st));
+		db_error(st, o, res);
 		store_rollback(st);
 		return -EIO;
 	}
@@ -304,8 +316,7 @@ int csvin_apply(struct store *st, const struct csvin_opts *o, FILE *f, struct cs
 		}
 		ctx_init(&x, st, o, res, true);
 		if (store_begin(st) < 0 || clear_rejects(st, o->path) < 0) {
-			snprintf(res->reason, sizeof(res->reason), "%s: database error: %s", o->path,
-				 store_errmsg(st));
+			db_error(st, o, res);
 			ctx_free(&x);
 			store_rollback(st);
 			return -EIO;
@@ -331,8 +342,7 @@ int csvin_apply(struct store *st, const struct csvin_opts *o, FILE *f, struct cs
 		res->outcome = CSVIN_APPLIED;
 	}
 	if (bulkload_end(st, &bl) < 0) {
-		snprintf(res->reason, sizeof(res->reason), "%s: database error: %s", o->path,
-			 store_errmsg(st));
+		db_error(st, o, res);
 		store_rollback(st);
 		return -EIO;
 	}

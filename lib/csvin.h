@@ -3,6 +3,7 @@
 #define KLEEP_CSVIN_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -43,6 +44,8 @@ struct csvin_result {
 	int64_t applied;  /* good records written (0 when the file was rejected) */
 	int64_t rejects;  /* bad records, each in csv_rejects */
 	char reason[320]; /* why the file was rejected or could not be read; "" otherwise */
+	bool storage;     /* the mirror's database failed (reason says how): the error is
+	                   * the daemon's own disk's, not the file's */
 };
 
 /* How to ingest one file; every pointer is borrowed for the call. */

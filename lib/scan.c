@@ -449,6 +449,7 @@ static int apply(struct scan *sc, struct cand *c, int fd, const char *sha, char 
 	}
 	if (r < 0) {
 		sc->res->files_failed++;
+		sc->storage_failed = cr.storage;
 		snprintf(err, errlen, "%s", cr.reason);
 		ledger_failed(sc, c, cr.reason);
 		return r;
