@@ -641,7 +641,6 @@ def test_dimensions_ingest(c, w, recs):
 
 def main():
     c = kt.Checks()
-    t0 = time.monotonic()
     if not all(os.access(p, os.X_OK) for p in (dt.KLEEPD, dt.KLEEPCTL)):
         c.check("kleepd and kleepctl are built (make)", False, (dt.KLEEPD, dt.KLEEPCTL))
         c.finish()
@@ -713,7 +712,6 @@ def main():
                 c.say(f"# kept {env.tmp}")
             else:
                 env.cleanup()
-    c.check("under a minute", time.monotonic() - t0 < 60, f"{time.monotonic() - t0:.1f} s")
     c.finish()
 
 

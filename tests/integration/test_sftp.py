@@ -499,14 +499,12 @@ def main():
             with open(os.path.join(env.tmp, "sshd.log")) as f:
                 check("sshd starts", False, f.read())
             return
-        t0 = time.time()
         scenario_first_drop(env)
         scenario_idempotent(env)
         scenario_growing(env)
         scenario_wrong_host_key(env)
         scenario_corpus(env)
         scenario_cut(env)
-        check("under a minute", time.time() - t0 < 60, f"{time.time() - t0:.1f} s")
     finally:
         env.cleanup()
 
