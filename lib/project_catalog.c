@@ -79,27 +79,110 @@ static const char *translated(const struct project_ctx *c, json_t *tr, const cha
 	return NULL;
 }
 
-/* Replace the labels of (entity, id) with every language served. */
+/*
+ * Children written over the stored ones leave over only those the record no
+ * longer has: as many stored as written means none (one index range counted),
+ * else the others go.  ?1 the entity (labels), ?2 the owner's id, ?3 a JSON
+ * array of the keys written.
+ */
+static const char *SQL_LABELS_COUNT =
+	"SELECT count(*) FROM labels WHERE entity = ?1 AND entity_id = ?2";
+static const char *SQL_LABELS_PRUNE =
+	"DELETE FROM labels WHERE entity = ?1 AND entity_id = ?2"
+	" AND lang || char(31) || field NOT IN (SELECT value FROM json_each(?3))";
+static const char *SQL_VARIANTS_COUNT = "SELECT count(*) FROM variants WHERE product_id = ?2";
+static const char *SQL_VARIANTS_PRUNE =
+	"DELETE FROM variants WHERE product_id = ?2"
+	" AND variant_id NOT IN (SELECT value FROM json_each(?3))";
+
+static int step_owner(const struct project_ctx *c, const char *sql, const char *entity,
+		      const char *id, const char *keys, sqlite3_int64 *count)
+{
+	sqlite3_stmt *s = store_stmt(c->st, sql);
+	if (!s)
+		return -EIO;
+	if (entity)
+		sqlite3_bind_text(s, 1, entity, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, id, -1, SQLITE_STATIC);
+	if (keys)
+		sqlite3_bind_text(s, 3, keys, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(s);
+	if (count && rc == SQLITE_ROW)
+		*count = sqlite3_column_int64(s, 0);
+	sqlite3_reset(s);
+	return rc == (count ? SQLITE_ROW : SQLITE_DONE) ? 0 : -EIO;
+}
+
+/* keys: a JSON object whose member names are the keys written, as a set. */
+static int leave_over(const struct project_ctx *c, const char *count_sql, const char *prune_sql,
+		      const char *entity, const char *id, json_t *keys)
+{
+	sqlite3_int64 stored = -1;
+	if (step_owner(c, count_sql, entity, id, NULL, &stored) < 0)
+		return -EIO;
+	if ((size_t)stored == json_object_size(keys))
+		return 0;
+	json_t *list = json_array(), *v;
+	const char *k;
+	int r = list ? 0 : -ENOMEM;
+	json_object_foreach(keys, k, v) {
+		if (r == 0 && json_array_append_new(list, json_string(k)) < 0)
+			r = -ENOMEM;
+	}
+	char *text = r == 0 ? json_dumps(list, JSON_COMPACT) : NULL;
+	if (r == 0)
+		r = text ? step_owner(c, prune_sql, entity, id, text, NULL) : -ENOMEM;
+	free(text);
+	json_decref(list);
+	return r;
+}
+
+/* Add "<lang>\x1f<field>" (a label's key, as SQL_LABELS_PRUNE spells it) to the set keys. */
+static int key_add(json_t *keys, const char *lang, const char *field)
+{
+	char small[SCRATCH_LEN], *key = small;
+	size_t a = strlen(lang), b = strlen(field);
+	if (a + b + 2 > sizeof(small) && !(key = malloc(a + b + 2)))
+		return -ENOMEM;
+	memcpy(key, lang, a);
+	key[a] = '\x1f';
+	memcpy(key + a + 1, field, b + 1);
+	int r = json_object_set_new(keys, key, json_true()) < 0 ? -ENOMEM : 0;
+	if (key != small)
+		free(key);
+	return r;
+}
+
+/*
+ * The labels of (entity, id) become those of every language served.  Each is
+ * written over the stored one (an unchanged label is not written at all) and
+ * only the stored labels the record no longer has are deleted; an entity
+ * written for the first time (fresh) has none.
+ */
 static int put_labels(const struct project_ctx *c, const char *entity, const char *id, json_t *tr,
-		      const char *const *fields)
+		      const char *const *fields, bool fresh)
 {
 	const char *lang;
-	json_t *v;
+	json_t *v, *keys = fresh ? NULL : json_object();
+	int r = keys || fresh ? 0 : -ENOMEM;
 
-	if (canon_delete_children(c->st, CANON_LABELS, entity, id) < 0)
-		return -EIO;
 	json_object_foreach(tr, lang, v) {
-		for (int f = 0; fields[f]; f++) {
+		for (int f = 0; r == 0 && fields[f]; f++) {
 			json_t *val = strcmp(fields[f], "label") == 0 && json_is_string(v) ? v
 				      : get(c, v, fields[f]);
 			if (!json_string_length(val))
 				continue;
 			const char *row[L_COUNT] = { entity, id, lang, fields[f], json_string_value(val) };
-			if (canon_put(c->st, CANON_LABELS, row, "api", NULL) < 0)
-				return -EIO;
+			if (keys)
+				r = key_add(keys, lang, fields[f]);
+			if (r == 0 && canon_put(c->st, CANON_LABELS, row, "api", NULL) < 0)
+				r = -EIO;
 		}
 	}
-	return 0;
+	if (r == 0 && keys)
+		r = leave_over(c, SQL_LABELS_COUNT, SQL_LABELS_PRUNE, entity, id, keys);
+	json_decref(keys);
+	return r;
 }
 
 /* parent_reference_field names a field of the product, or an attribute code. */
@@ -244,11 +327,16 @@ static int drop_renamed(const struct project_ctx *c, const char *const *row)
 	return 0;
 }
 
-/* The product's sizes as its variants rows. */
-static int put_variants(const struct project_ctx *c, json_t *rec, const char *product_id)
+/*
+ * The product's sizes as its variants rows, written over the stored ones; when
+ * the product was stored already (!fresh), its variants the record no longer
+ * has are deleted.
+ */
+static int put_variants(const struct project_ctx *c, json_t *rec, const char *product_id, bool fresh)
 {
 	size_t i;
-	json_t *v;
+	json_t *v, *ids = fresh ? NULL : json_object();
+	int r = ids || fresh ? 0 : -ENOMEM;
 	json_array_foreach(get(c, rec, "sizes"), i, v) {
 		struct scratch vs = { .used = 0 };
 		const char *vr[V_COUNT] = { 0 };
@@ -261,18 +349,25 @@ static int put_variants(const struct project_ctx *c, json_t *rec, const char *pr
 		vr[V_SIZE_ID] = field_text(c, &vs, v, "size_id");
 		vr[V_SIZE_LABEL] = lookup(c, &vs, SQL_SIZE_LABEL, vr[V_SIZE_ID]);
 		vr[V_STOCK] = field_text(c, &vs, v, "stock");
-		if (canon_put(c->st, CANON_VARIANTS, vr, "api", NULL) < 0)
-			return -EIO;
+		if (ids && json_object_set_new(ids, vr[V_VARIANT_ID], json_true()) < 0)
+			r = -ENOMEM;
+		else if (canon_put(c->st, CANON_VARIANTS, vr, "api", NULL) < 0)
+			r = -EIO;
+		if (r < 0)
+			break;
 	}
-	return 0;
+	if (r == 0 && ids)
+		r = leave_over(c, SQL_VARIANTS_COUNT, SQL_VARIANTS_PRUNE, NULL, product_id, ids);
+	json_decref(ids);
+	return r;
 }
 
 /*
  * Lines written before their product or variant was known kept the raw
  * product id or no sku: project those orders and returns again.  The
- * product's variants are now the record's (old ones went with
- * canon_delete_children, a new product had none): one query each for the
- * orders and the returns whose lines wait for them.
+ * product's variants are now the record's (put_variants deleted the others,
+ * a new product had none): one query each for the orders and the returns
+ * whose lines wait for them.
  */
 static int late_lines(const struct project_ctx *c, const char *const *row)
 {
@@ -317,10 +412,9 @@ int project_product(const struct project_ctx *c, json_t *rec, char *err, size_t 
 	/* The variants before this update: lines pointing to one that goes or
 	 * changes follow it (relink_lines). */
 	r = -EIO;
-	if ((!fresh && (project_collect(c, SQL_PRODUCT_VARIANTS, row[P_PRODUCT_ID], 3, &old, &n_old) < 0 ||
-			canon_delete_children(c->st, CANON_VARIANTS, NULL, row[P_PRODUCT_ID]) < 0)) ||
-	    put_labels(c, "product", row[P_PRODUCT_ID], tr, fields) < 0 ||
-	    put_variants(c, rec, row[P_PRODUCT_ID]) < 0)
+	if ((!fresh && project_collect(c, SQL_PRODUCT_VARIANTS, row[P_PRODUCT_ID], 3, &old, &n_old) < 0) ||
+	    put_labels(c, "product", row[P_PRODUCT_ID], tr, fields, fresh) < 0 ||
+	    put_variants(c, rec, row[P_PRODUCT_ID], fresh) < 0)
 		goto out;
 	r = late_lines(c, row);
 	if (r == 0 && n_old)
@@ -372,7 +466,7 @@ int project_reference(const struct project_ctx *c, enum stream s, json_t *rec)
 	if (!row[refs[s].label])
 		row[refs[s].label] = translated(c, tr, NULL);
 	if (canon_put(c->st, refs[s].table, row, "api", NULL) < 0 ||
-	    put_labels(c, refs[s].entity, id, tr, label_field) < 0)
+	    put_labels(c, refs[s].entity, id, tr, label_field, false) < 0)
 		return -EIO;
 	return s == STREAM_RETURN_REASONS ? fit_reason_update(c->st, c->m->fit, id) : 0;
 }

@@ -12,12 +12,15 @@ nothing changed at the shop must:
     pages, printed as "N rows written" on each stream's "run finished" line, is 0.
 Then one order changes at the shop: the next run writes it (the triggers fire, the orders
 stream reports rows written) and the mirror equals the emulator's oracle, so skipping
-unchanged records never skips a changed one.  Orders that lose their first line, their
+unchanged records never skips a changed one.  A product whose stock changed in one size
+writes that variant only, no other variant and no label; one that loses a size and
+changes labels writes those alone.  Orders that lose their first line, their
 last line, or gain one (lines are written over the stored ones, and only those left
 over are deleted) end equal to the oracle too.  After every run, each stream's
 rows_total in status is its count of live records (kleepd counts again only after a
 window that wrote), including after a full read that marks records deleted.
 """
+import copy
 import os
 import re
 import sqlite3
@@ -47,6 +50,15 @@ def install_triggers(db_path):
 
 def writes(db_path):
     return kt.query(db_path, "SELECT tbl, op, count(*) FROM _writes GROUP BY tbl, op ORDER BY 1, 2")
+
+
+def clear_writes(db_path):
+    db = sqlite3.connect(db_path, timeout=30)
+    try:
+        db.execute("DELETE FROM _writes")
+        db.commit()
+    finally:
+        db.close()
 
 
 def totals_wrong(db_path):
@@ -118,6 +130,45 @@ def main():
         c.no_diffs("one order changed: the mirror equals the oracle",
                    kt.compare(db, emu.canonical(*m.canonical_args())))
         c.equal("one order changed: rows_total is each stream's live records", totals_wrong(db), [])
+
+        # A product whose stock changed in one size: that variant is written, its other
+        # variants and its labels are not (each is written over the stored one).
+        prods = [p for p in emu.truth("products") if len(p.get("sizes") or []) >= 3 and
+                 len(p.get("translations") or {}) >= 2][:2]
+        c.check("the shop has products of three sizes and two languages (the test means "
+                "something)", len(prods) == 2, len(prods))
+        if len(prods) == 2:
+            sizes = copy.deepcopy(prods[0]["sizes"])
+            sizes[1]["stock"] = int(sizes[1].get("stock") or 0) + 7
+            clear_writes(db)
+            emu.update("products", prods[0]["id"], {"sizes": sizes})
+            r = kt.run_kleepd(conf)
+            c.check("one size's stock changed: the run succeeds",
+                    r.rc == 0 and r.all_success("shop"), r.summary())
+            got = {(t, op): n for t, op, n in writes(db) if t in ("variants", "labels")}
+            c.equal("one size's stock changed: one variant updated, no other variant or "
+                    "label written", got, {("variants", "update"): 1})
+            c.no_diffs("one size's stock changed: the mirror equals the oracle",
+                       kt.compare(db, emu.canonical(*m.canonical_args())))
+            # A size gone, a name changed in one language, a description gone in another.
+            tr = copy.deepcopy(prods[1]["translations"])
+            first, second = sorted(tr)[:2]
+            tr[first]["name"] = f"{tr[first].get('name') or ''} (nouveau)"
+            had_description = bool(tr[second].pop("description", None))
+            clear_writes(db)
+            emu.update("products", prods[1]["id"],
+                       {"sizes": prods[1]["sizes"][:-1], "translations": tr})
+            r = kt.run_kleepd(conf)
+            c.check("a size gone, labels changed: the run succeeds",
+                    r.rc == 0 and r.all_success("shop"), r.summary())
+            got = {(t, op): n for t, op, n in writes(db) if t in ("variants", "labels")}
+            want = {("variants", "delete"): 1, ("labels", "update"): 1}
+            if had_description:
+                want[("labels", "delete")] = 1
+            c.equal("a size gone, labels changed: only that variant and those labels written",
+                    got, want)
+            c.no_diffs("a size gone, labels changed: the mirror equals the oracle",
+                       kt.compare(db, emu.canonical(*m.canonical_args())))
 
         many = [o for o in emu.truth("orders") if len(o.get("lines") or []) >= 3][:3]
         c.check("the shop has orders of three lines or more (the test means something)",
