@@ -146,10 +146,10 @@ static const char *put_sql(enum canon_table t)
 	return sql_put[t];
 }
 
-int canon_put(struct store *st, enum canon_table t, const char *const *values, const char *source,
-	      bool *applied)
+/* Run sql (one of this table's statements) with values as ?1..?n and source as ?n+1. */
+static int put_with(struct store *st, enum canon_table t, const char *sql,
+		    const char *const *values, const char *source, bool *applied)
 {
-	const char *sql = put_sql(t);
 	sqlite3_stmt *s = sql ? store_stmt(st, sql) : NULL;
 	if (!s)
 		return -EIO;
@@ -164,6 +164,140 @@ int canon_put(struct store *st, enum canon_table t, const char *const *values, c
 		*applied = rc == SQLITE_DONE && sqlite3_changes(store_db(st)) > 0;
 	sqlite3_reset(s);
 	return rc == SQLITE_DONE ? 0 : -EIO;
+}
+
+int canon_put(struct store *st, enum canon_table t, const char *const *values, const char *source,
+	      bool *applied)
+{
+	return put_with(st, t, put_sql(t), values, source, applied);
+}
+
+/*
+ * The narrow update of each table: the columns no index holds, where the row
+ * is there with the same indexed columns and would be written by canon_put
+ * (the same newer-wins or changed-content condition).  NULL for a table with
+ * no indexed column to spare, or whose indexes could not be read.  Built once,
+ * from the first mirror's schema (every mirror is at the latest migration);
+ * an index made since only costs its writes, never correctness: SQLite keeps
+ * every index of the columns a statement sets.
+ */
+static char *sql_narrow[CANON_TABLE_COUNT];
+static bool narrow_built;
+static pthread_mutex_t narrow_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static const char *SQL_INDEXED =
+	"SELECT ii.name FROM pragma_index_list(?1) AS il, pragma_index_info(il.name) AS ii";
+
+/* Which columns of t some index holds (indexed[i] for column i); -1 when unknown. */
+static int indexed_columns(sqlite3 *db, enum canon_table t, bool *indexed)
+{
+	const struct canon_desc *d = &descs[t];
+	sqlite3_stmt *s;
+	int rc, r = 0;
+	if (sqlite3_prepare_v2(db, SQL_INDEXED, -1, &s, NULL) != SQLITE_OK)
+		return -1;
+	sqlite3_bind_text(s, 1, d->name, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		const char *col = (const char *)sqlite3_column_text(s, 0);
+		if (!col) {
+			r = -1; /* an index on an expression: any column may be in it */
+			break;
+		}
+		for (int i = 0; d->cols[i]; i++)
+			if (strcmp(col, d->cols[i]) == 0)
+				indexed[i] = true;
+	}
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		r = -1;
+	sqlite3_finalize(s);
+	return r;
+}
+
+static char *narrow_sql(sqlite3 *db, enum canon_table t)
+{
+	const struct canon_desc *d = &descs[t];
+	bool indexed[CANON_COLS_MAX + 1] = { false };
+	int n = canon_column_count(t), n_idx = 0, n_free = 0;
+	char buf[2048] = "", num[80];
+
+	if (indexed_columns(db, t, indexed) < 0)
+		return NULL;
+	for (int i = d->n_key; i < n; i++)
+		indexed[i] ? n_idx++ : n_free++;
+	if (n_idx == 0 || n_free == 0)
+		return NULL; /* canon_put writes no index entry anyway, or has nothing else to write */
+	cat(buf, sizeof(buf), "UPDATE ");
+	cat(buf, sizeof(buf), d->name);
+	cat(buf, sizeof(buf), " SET ");
+	for (int i = d->n_key; i < n; i++) {
+		if (indexed[i])
+			continue;
+		snprintf(num, sizeof(num), " = ?%d, ", i + 1);
+		cat(buf, sizeof(buf), d->cols[i]);
+		cat(buf, sizeof(buf), num);
+	}
+	snprintf(num, sizeof(num), "source = ?%d WHERE ", n + 1);
+	cat(buf, sizeof(buf), num);
+	for (int i = 0; i < n; i++) {
+		if (i >= d->n_key && !indexed[i])
+			continue;
+		snprintf(num, sizeof(num), " %s ?%d AND ", i < d->n_key ? "=" : "IS", i + 1);
+		cat(buf, sizeof(buf), d->cols[i]);
+		cat(buf, sizeof(buf), num);
+	}
+	if (d->newer_wins) {
+		int u = 0;
+		while (strcmp(d->cols[u], "updated_at") != 0)
+			u++;
+		snprintf(num, sizeof(num), "(?%d IS NULL OR updated_at IS NULL OR ?%d >= updated_at)",
+			 u + 1, u + 1);
+		cat(buf, sizeof(buf), num);
+	} else {
+		cat(buf, sizeof(buf), "(");
+		for (int i = d->n_key; i < n; i++) {
+			if (indexed[i])
+				continue;
+			cat(buf, sizeof(buf), d->cols[i]);
+			cat(buf, sizeof(buf), ", ");
+		}
+		cat(buf, sizeof(buf), "source) IS NOT (");
+		for (int i = d->n_key; i < n; i++) {
+			if (indexed[i])
+				continue;
+			snprintf(num, sizeof(num), "?%d, ", i + 1);
+			cat(buf, sizeof(buf), num);
+		}
+		snprintf(num, sizeof(num), "?%d)", n + 1);
+		cat(buf, sizeof(buf), num);
+	}
+	return strdup(buf);
+}
+
+static const char *narrow_sql_of(struct store *st, enum canon_table t)
+{
+	pthread_mutex_lock(&narrow_lock);
+	if (!narrow_built) {
+		for (int k = 0; k < CANON_TABLE_COUNT; k++)
+			sql_narrow[k] = narrow_sql(store_db(st), k);
+		narrow_built = true;
+	}
+	pthread_mutex_unlock(&narrow_lock);
+	return sql_narrow[t];
+}
+
+int canon_put_stored(struct store *st, enum canon_table t, const char *const *values,
+		     const char *source, bool *applied)
+{
+	const char *sql = narrow_sql_of(st, t);
+	bool done = false;
+	if (sql && put_with(st, t, sql, values, source, &done) < 0)
+		return -EIO;
+	if (done) {
+		if (applied)
+			*applied = true;
+		return 0;
+	}
+	return canon_put(st, t, values, source, applied);
 }
 
 int canon_delete_children(struct store *st, enum canon_table child, const char *entity,

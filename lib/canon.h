@@ -60,6 +60,16 @@ int canon_put(struct store *st, enum canon_table t, const char *const *values, c
 	      bool *applied);
 
 /*
+ * canon_put for a row most likely stored already (its record was): when the
+ * stored row has the same values in every indexed column, one UPDATE of the
+ * other columns, which leaves the indexes alone (SQLite rewrites an index
+ * entry whenever a statement sets one of its columns, even to the same
+ * value); else canon_put.  The same outcome, *applied alike.
+ */
+int canon_put_stored(struct store *st, enum canon_table t, const char *const *values,
+		     const char *source, bool *applied);
+
+/*
  * Delete the child rows of one parent, before writing its new set
  * (DOMAIN.md §1: an updated record replaces its child rows wholesale):
  * CANON_VARIANTS of a product, CANON_ORDER_LINES of an order,

@@ -185,7 +185,7 @@ int project_put_parent(const struct project_ctx *c, enum canon_table t, const ch
 {
 	sqlite3 *db = store_db(c->st);
 	sqlite3_int64 before = sqlite3_last_insert_rowid(db);
-	if (canon_put(c->st, t, row, "api", applied) < 0)
+	if ((c->stored ? canon_put_stored : canon_put)(c->st, t, row, "api", applied) < 0)
 		return -EIO;
 	*fresh = *applied && sqlite3_last_insert_rowid(db) != before;
 	return 0;

@@ -19,6 +19,8 @@ struct project_ctx {
 	const struct profile *p;
 	const struct merchant_conf *m;
 	struct money_memo *money; /* the caller's, for this connection; may be NULL */
+	bool stored;              /* the record was in the mirror before this write: a hint
+	                           * that its rows are too (canon_put_stored) */
 };
 
 /*

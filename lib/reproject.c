@@ -30,7 +30,7 @@ int reproject_run(struct store *st, const struct profile *p, const struct mercha
 		  int64_t *records, char *err, size_t errlen)
 {
 	struct money_memo money = { "", 0 };
-	struct project_ctx pc = { st, p, m, &money };
+	struct project_ctx pc = { st, p, m, &money, false };
 	int r = -EIO;
 
 	*records = 0;

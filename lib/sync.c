@@ -167,17 +167,20 @@ static int apply_page(struct run *r, json_t *records)
 		 * rows were projected from this same JSON.  A full read still marks
 		 * it seen, for the sweep (bookkeeping, not counted as written). */
 		struct store_record raw = { r->name, id, "api", updated[0] ? updated : NULL, json };
-		sqlite3_int64 t0 = sqlite3_total_changes64(store_db(job->st));
+		sqlite3 *db = store_db(job->st);
+		sqlite3_int64 t0 = sqlite3_total_changes64(db), rowid = sqlite3_last_insert_rowid(db);
 		int rc = store_record_merge(job->st, &raw, r->now, r->state.window_run,
 					    !r->state.window_from, &changed);
 		if (rc < 0)
 			return -EIO;
 		if (changed) {
+			/* an update of the stored record leaves the last rowid alone */
+			r->pc.stored = sqlite3_last_insert_rowid(db) == rowid;
 			rc = project_record(&r->pc, r->s, rec, r->res->message, sizeof(r->res->message));
 			if (rc < 0)
 				return rc == -EINVAL ? -EPROTO : rc;
 			r->res->rows_changed++;
-			r->res->rows_written += sqlite3_total_changes64(store_db(job->st)) - t0;
+			r->res->rows_written += sqlite3_total_changes64(db) - t0;
 		}
 		r->res->rows_in++;
 		/* The newest record of the window, for the cursor. */
@@ -450,7 +453,7 @@ int sync_run(struct sync_job *job, enum stream s, struct sync_result *res)
 
 	memset(res, 0, sizeof(*res));
 	r.log = (struct log_ctx){ job->m->id, r.name, 0 };
-	r.pc = (struct project_ctx){ job->st, job->profile, job->m, &r.money };
+	r.pc = (struct project_ctx){ job->st, job->profile, job->m, &r.money, false };
 	tstamp_now(r.now);
 	if (store_run_start(job->st, r.name, r.now, &run_id) < 0 ||
 	    store_state_get(job->st, r.name, &r.state) < 0) {

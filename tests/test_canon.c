@@ -149,8 +149,12 @@ static void test_put_inserts_then_updates(void **state)
 	assert_int_equal(unit_query_int(store_db(f->st), "SELECT count(*) FROM order_lines"), 2);
 }
 
+typedef int put_fn(struct store *st, enum canon_table t, const char *const *values,
+		   const char *source, bool *applied);
+
 /* Products, orders and returns: an older source time never replaces a newer row. */
-static void newer_wins(struct store *st, enum canon_table t, int updated_col, int text_col)
+static void newer_wins_with(put_fn *put, struct store *st, enum canon_table t, int updated_col,
+			    int text_col)
 {
 	const char *table = canon_table_name(t);
 	const char *row[CANON_COLS_MAX] = { 0 };
@@ -178,7 +182,7 @@ static void newer_wins(struct store *st, enum canon_table t, int updated_col, in
 		row[updated_col] = steps[i].updated;
 		row[text_col] = steps[i].text;
 		applied = !steps[i].applied;
-		assert_int_equal(canon_put(st, t, row, i % 2 ? "sftp" : "api", &applied), 0);
+		assert_int_equal(put(st, t, row, i % 2 ? "sftp" : "api", &applied), 0);
 		if (applied != steps[i].applied)
 			fail_msg("%s step %zu (%s): applied %d", table, i, steps[i].text, applied);
 		snprintf(sql, sizeof(sql), "SELECT %s FROM %s WHERE %s = 'k1'", canon_columns(t)[text_col], table,
@@ -192,6 +196,18 @@ static void newer_wins(struct store *st, enum canon_table t, int updated_col, in
 	assert_string_equal(query_text(st, sql), "api");
 	snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s", table);
 	assert_int_equal(unit_query_int(store_db(st), sql), 1);
+}
+
+static void newer_wins(struct store *st, enum canon_table t, int updated_col, int text_col)
+{
+	newer_wins_with(canon_put, st, t, updated_col, text_col);
+	/* canon_put_stored decides alike, by its narrow update (title, status: no index
+	 * holds them) or by canon_put (a return's order_id is indexed) */
+	const char *table = canon_table_name(t);
+	char sql[80];
+	snprintf(sql, sizeof(sql), "DELETE FROM %s", table);
+	assert_int_equal(store_exec(st, sql), 0);
+	newer_wins_with(canon_put_stored, st, t, updated_col, text_col);
 }
 
 static void test_newer_wins_products(void **state)
@@ -210,6 +226,50 @@ static void test_newer_wins_returns(void **state)
 {
 	struct fixture *f = *state;
 	newer_wins(f->st, CANON_RETURNS, R_UPDATED_AT, R_ORDER_ID);
+}
+
+/* canon_put_stored: the indexes follow an indexed column that changes; an unchanged row
+ * is not written; a row not stored yet is inserted. */
+static void test_put_stored(void **state)
+{
+	struct fixture *f = *state;
+	sqlite3 *db = store_db(f->st);
+	bool applied = false;
+	const char *o[O_COUNT] = { "o1", "WS-1", "paid", "2026-01-01T00:00:00Z",
+				   "2026-01-01T00:00:00Z", "EUR", NULL };
+	assert_int_equal(canon_put_stored(f->st, CANON_ORDERS, o, "api", &applied), 0);
+	assert_true(applied);
+	o[O_STATUS] = "shipped";
+	o[O_UPDATED_AT] = "2026-01-02T00:00:00Z";
+	assert_int_equal(canon_put_stored(f->st, CANON_ORDERS, o, "api", &applied), 0);
+	assert_true(applied);
+	assert_string_equal(query_text(f->st, "SELECT status FROM orders"), "shipped");
+	o[O_ORDERED_AT] = "2026-01-03T00:00:00Z";
+	o[O_UPDATED_AT] = "2026-01-03T00:00:00Z";
+	assert_int_equal(canon_put_stored(f->st, CANON_ORDERS, o, "api", &applied), 0);
+	assert_true(applied);
+	assert_int_equal(unit_query_int(db, "SELECT count(*) FROM orders INDEXED BY orders_ordered"
+					    " WHERE ordered_at = '2026-01-03T00:00:00Z'"), 1);
+	assert_int_equal(unit_query_int(db, "SELECT count(*) FROM orders INDEXED BY orders_ordered"
+					    " WHERE ordered_at = '2026-01-01T00:00:00Z'"), 0);
+
+	put_product(f->st, "p1", "Tee", NULL, "api", true);
+	const char *v[V_COUNT] = { "v1", "p1", "SKU-1", NULL, "4", "M", "3" };
+	assert_int_equal(canon_put_stored(f->st, CANON_VARIANTS, v, "api", &applied), 0);
+	assert_true(applied);
+	assert_int_equal(canon_put_stored(f->st, CANON_VARIANTS, v, "api", &applied), 0);
+	assert_false(applied); /* the same row: not written */
+	v[V_STOCK] = "2";
+	assert_int_equal(canon_put_stored(f->st, CANON_VARIANTS, v, "api", &applied), 0);
+	assert_true(applied);
+	v[V_SKU] = "SKU-2";
+	assert_int_equal(canon_put_stored(f->st, CANON_VARIANTS, v, "api", &applied), 0);
+	assert_true(applied);
+	assert_string_equal(query_text(f->st, "SELECT stock || ' ' || sku FROM variants INDEXED BY"
+					      " variants_sku WHERE sku = 'SKU-2'"), "2 SKU-2");
+	assert_int_equal(unit_query_int(db, "SELECT count(*) FROM variants INDEXED BY variants_sku"
+					    " WHERE sku = 'SKU-1'"), 0);
+	assert_string_equal(query_text(f->st, "PRAGMA integrity_check"), "ok");
 }
 
 /* A refused product write leaves its variants alone (they are only replaced after an applied put). */
@@ -399,6 +459,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_newer_wins_products, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_newer_wins_orders, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_newer_wins_returns, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_put_stored, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refused_write_keeps_children, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_delete_children_of_one_parent, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_delete_and_cascade, setup, teardown),

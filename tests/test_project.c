@@ -20,6 +20,7 @@ struct fixture {
 };
 
 static char REF_FIELD[] = "reference", MODEL_FIELD[] = "model";
+static bool stored_hint; /* project_ctx.stored of every test: the suite runs with both */
 
 static int setup(void **state)
 {
@@ -27,7 +28,7 @@ static int setup(void **state)
 	unit_mirror_open(&f->dir, &f->st);
 	f->p = unit_profile("default", NULL, 0);
 	unit_merchant(&f->m, "acme-fr", &f->zones);
-	f->c = (struct project_ctx){ f->st, f->p, &f->m, NULL };
+	f->c = (struct project_ctx){ f->st, f->p, &f->m, NULL, stored_hint };
 	*state = f;
 	return 0;
 }
@@ -467,5 +468,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_parent_reference_from_attribute, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_many_attributes_keep_the_product_id, setup, teardown),
 	};
-	return cmocka_run_group_tests_name("project", tests, NULL, NULL);
+	int failed = cmocka_run_group_tests_name("project", tests, NULL, NULL);
+	stored_hint = true; /* parents written through canon_put_stored: the same mirror */
+	return failed + cmocka_run_group_tests_name("project, records stored before", tests, NULL,
+						    NULL);
 }
