@@ -267,8 +267,10 @@ static int bulk_begin(struct store *st, const struct csvin_opts *o, FILE *f, str
 		return -EIO;
 	}
 	int r = bulkload_begin(st, bl, bulk_tables[o->kind], lines - 1); /* less the header */
-	if (r < 0)
+	if (r == -EIO)
 		db_error(st, o, res);
+	else if (r < 0)
+		snprintf(res->reason, sizeof(res->reason), "%s: out of memory", o->path);
 	return r;
 }
 
