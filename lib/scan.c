@@ -66,7 +66,8 @@ struct scan {
 	tstamp_t now;
 	time_t now_t;
 	int64_t rows_in, bytes, processed;
-	bool storage_failed;        /* a database step failed, not the connection */
+	bool storage_failed;        /* the state directory's disk or database failed, not the
+	                             * connection */
 	struct cand *cands;
 	size_t n_cands, cap_cands;
 };
@@ -403,6 +404,8 @@ static int download(struct scan *sc, struct cand *c, int fd, char sha[SHA256_HEX
 		r = r < 0 ? r : 1;
 		break;
 	default:
+		/* the local copy could not be written: the daemon's own disk, not the server */
+		sc->storage_failed = dr == SFTP_ELOCAL;
 		sc->res->files_failed++;
 		snprintf(err, errlen, "%s", msg);
 		ledger_failed(sc, c, msg);
@@ -491,6 +494,7 @@ static int take(struct scan *sc, struct cand *c, char *err, size_t errlen)
 	if ((fd = mkostemp(tmp, O_CLOEXEC)) < 0) {
 		snprintf(err, errlen, "cannot create a temporary file in %s: %s", sc->state_dir,
 			 strerror(errno));
+		sc->storage_failed = true;
 		return -EIO;
 	}
 	r = download(sc, c, fd, sha, err, errlen);

@@ -13,7 +13,10 @@ alternating.  After each fault:
 - each file is applied whole or not at all;
 - a rerun without faults applies both files, and the mirror's tables are exactly those
   of the same scan run without a fault.
-Needs root (sshd).  Environment: BUILD, FAULT_POINTS, KEEP=1.
+Then the state directory's disk is full (a small tmpfs mounted over it) while a file
+downloads: the scan fails with class storage and "No space left on device", and leaves
+no temporary file.
+Needs root (sshd, mount).  Environment: BUILD, FAULT_POINTS, KEEP=1.
 """
 import os
 import shutil
@@ -70,6 +73,34 @@ def scan(env, extra_env=None):
     r = subprocess.run(env.kleepd_args(), capture_output=True, text=True, timeout=300,
                           env=extra_env)
     return r.returncode, r.stdout + r.stderr
+
+
+def full_state_dir(env):
+    """The state directory's disk is full while a file downloads: the scan says storage."""
+    rc, out = scan(env)
+    C.check("full disk: the first scan (nothing to apply) succeeds", rc == 0, out)
+    saved = os.path.join(env.tmp, "state-saved")
+    shutil.copytree(env.state, saved)
+    used = sum(os.path.getsize(os.path.join(saved, f)) for f in os.listdir(saved))
+    size_k = used // 1024 + 512  # the mirror and half a MiB: too little for the file below
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_k}k", "tmpfs", env.state],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        C.say(f"# full disk: skipped, no tmpfs can be mounted here ({r.stderr.strip()})")
+        return
+    try:
+        for f in os.listdir(saved):
+            shutil.copy2(os.path.join(saved, f), env.state)
+        env.put("returns/returns_2025-01-11T02-00-00.csv", returns_csv(40000))  # ~2 MiB
+        rc, out = scan(env)
+        fails = [line for line in out.splitlines() if "failed (" in line]
+        C.check("full disk during a download: the scan fails with class storage and the "
+                "system's words", rc == 1 and fails and all(
+                    "(storage)" in f and "No space left on device" in f for f in fails), out)
+        C.check("full disk during a download: no temporary file left behind",
+                not [f for f in os.listdir(env.state) if ".sftp-" in f], os.listdir(env.state))
+    finally:
+        subprocess.run(["umount", env.state])
 
 
 def main():
@@ -140,6 +171,12 @@ def main():
             if tables(env) != want or env.q(INDEXES) != indexes:
                 problems["mirror"].append(n)
         C.say(f"# {len(points)} fault points tried (of {total} writes, fsyncs and truncates)")
+        full = test_sftp.Env()
+        try:
+            if C.check("full disk: sshd starts", full.start_sshd()):
+                full_state_dir(full)
+        finally:
+            full.cleanup()
         for what, text in (("crash", "no fault crashes kleepd"),
                            ("not_fired", "every fault point is reached"),
                            ("not_storage", "every faulted scan fails with class storage "
