@@ -174,6 +174,37 @@ void project_collected_free(char **v, size_t n)
 	free(v);
 }
 
+/* ?1 entity (when given), ?2 id, ?3 kept (when given); count receives a one-row result. */
+static int children_step(const struct project_ctx *c, const char *sql, const char *entity,
+			 const char *id, const char *kept, sqlite3_int64 *count)
+{
+	sqlite3_stmt *s = store_stmt(c->st, sql);
+	if (!s)
+		return -EIO;
+	if (entity)
+		sqlite3_bind_text(s, 1, entity, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, id, -1, SQLITE_STATIC);
+	if (kept)
+		sqlite3_bind_text(s, 3, kept, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(s);
+	if (count && rc == SQLITE_ROW)
+		*count = sqlite3_column_int64(s, 0);
+	sqlite3_reset(s);
+	return rc == (count ? SQLITE_ROW : SQLITE_DONE) ? 0 : -EIO;
+}
+
+int project_children_count(const struct project_ctx *c, const char *count_sql,
+			   const char *entity, const char *id, sqlite3_int64 *count)
+{
+	return children_step(c, count_sql, entity, id, NULL, count);
+}
+
+int project_children_prune(const struct project_ctx *c, const char *prune_sql,
+			   const char *entity, const char *id, const char *kept)
+{
+	return children_step(c, prune_sql, entity, id, kept, NULL);
+}
+
 /*
  * canon_put of a parent row; *fresh when it was inserted rather than updated.
  * A new parent has no child rows yet (their foreign keys are enforced), so

@@ -79,12 +79,8 @@ static const char *translated(const struct project_ctx *c, json_t *tr, const cha
 	return NULL;
 }
 
-/*
- * Children written over the stored ones leave over only those the record no
- * longer has: as many stored as written means none (one index range counted),
- * else the others go.  ?1 the entity (labels), ?2 the owner's id, ?3 a JSON
- * array of the keys written.
- */
+/* Children written in place (project_children_count, _prune): ?1 the entity
+ * (labels), ?2 the owner's id, ?3 a JSON array of the keys written. */
 static const char *SQL_LABELS_COUNT =
 	"SELECT count(*) FROM labels WHERE entity = ?1 AND entity_id = ?2";
 static const char *SQL_LABELS_PRUNE =
@@ -95,30 +91,12 @@ static const char *SQL_VARIANTS_PRUNE =
 	"DELETE FROM variants WHERE product_id = ?2"
 	" AND variant_id NOT IN (SELECT value FROM json_each(?3))";
 
-static int step_owner(const struct project_ctx *c, const char *sql, const char *entity,
-		      const char *id, const char *keys, sqlite3_int64 *count)
-{
-	sqlite3_stmt *s = store_stmt(c->st, sql);
-	if (!s)
-		return -EIO;
-	if (entity)
-		sqlite3_bind_text(s, 1, entity, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 2, id, -1, SQLITE_STATIC);
-	if (keys)
-		sqlite3_bind_text(s, 3, keys, -1, SQLITE_STATIC);
-	int rc = sqlite3_step(s);
-	if (count && rc == SQLITE_ROW)
-		*count = sqlite3_column_int64(s, 0);
-	sqlite3_reset(s);
-	return rc == (count ? SQLITE_ROW : SQLITE_DONE) ? 0 : -EIO;
-}
-
 /* keys: a JSON object whose member names are the keys written, as a set. */
 static int leave_over(const struct project_ctx *c, const char *count_sql, const char *prune_sql,
 		      const char *entity, const char *id, json_t *keys)
 {
 	sqlite3_int64 stored = -1;
-	if (step_owner(c, count_sql, entity, id, NULL, &stored) < 0)
+	if (project_children_count(c, count_sql, entity, id, &stored) < 0)
 		return -EIO;
 	if ((size_t)stored == json_object_size(keys))
 		return 0;
@@ -131,7 +109,7 @@ static int leave_over(const struct project_ctx *c, const char *count_sql, const 
 	}
 	char *text = r == 0 ? json_dumps(list, JSON_COMPACT) : NULL;
 	if (r == 0)
-		r = text ? step_owner(c, prune_sql, entity, id, text, NULL) : -ENOMEM;
+		r = text ? project_children_prune(c, prune_sql, entity, id, text) : -ENOMEM;
 	free(text);
 	json_decref(list);
 	return r;

@@ -65,8 +65,8 @@ static const char *line_no(const struct project_ctx *c, struct scratch *sc, json
 /* Order and return lines: which table, and how one line's row is built. */
 struct lines_of {
 	enum canon_table table;
-	const char *count_sql; /* ?1 the parent */
-	const char *prune_sql; /* ?1 the parent, ?2 the JSON array of the line numbers kept */
+	const char *count_sql; /* ?2 the parent (project_children_count) */
+	const char *prune_sql; /* ?2 the parent, ?3 the line numbers kept (project_children_prune) */
 	int (*row)(const struct project_ctx *c, struct scratch *sc, json_t *line, size_t i,
 		   const char *const *parent, const char **out); /* 0, or -EIO */
 };
@@ -100,14 +100,14 @@ static int return_line_row(const struct project_ctx *c, struct scratch *ls, json
 
 static const struct lines_of order_lines = {
 	CANON_ORDER_LINES,
-	"SELECT count(*) FROM order_lines WHERE order_id = ?1",
-	"DELETE FROM order_lines WHERE order_id = ?1 AND line_no NOT IN (SELECT value FROM json_each(?2))",
+	"SELECT count(*) FROM order_lines WHERE order_id = ?2",
+	"DELETE FROM order_lines WHERE order_id = ?2 AND line_no NOT IN (SELECT value FROM json_each(?3))",
 	order_line_row,
 };
 static const struct lines_of return_lines = {
 	CANON_RETURN_LINES,
-	"SELECT count(*) FROM return_lines WHERE return_id = ?1",
-	"DELETE FROM return_lines WHERE return_id = ?1 AND line_no NOT IN (SELECT value FROM json_each(?2))",
+	"SELECT count(*) FROM return_lines WHERE return_id = ?2",
+	"DELETE FROM return_lines WHERE return_id = ?2 AND line_no NOT IN (SELECT value FROM json_each(?3))",
 	return_line_row,
 };
 
@@ -184,24 +184,12 @@ static int replace_lines(const struct project_ctx *c, const struct lines_of *lo,
 		return 0;
 	/* The record's lines are all stored now, under distinct numbers: as
 	 * many stored lines as it has means no other is left over. */
-	sqlite3_stmt *q = store_stmt(c->st, lo->count_sql);
-	if (!q)
-		return -EIO;
-	sqlite3_bind_text(q, 1, parent[0], -1, SQLITE_STATIC);
-	int rc = sqlite3_step(q);
-	sqlite3_int64 stored = rc == SQLITE_ROW ? sqlite3_column_int64(q, 0) : -1;
-	sqlite3_reset(q);
-	if (rc != SQLITE_ROW)
+	sqlite3_int64 stored = -1;
+	if (project_children_count(c, lo->count_sql, NULL, parent[0], &stored) < 0)
 		return -EIO;
 	if ((size_t)stored == json_array_size(lines))
 		return 0;
-	if (!(q = store_stmt(c->st, lo->prune_sql)))
-		return -EIO;
-	sqlite3_bind_text(q, 1, parent[0], -1, SQLITE_STATIC);
-	sqlite3_bind_text(q, 2, numbers, -1, SQLITE_STATIC);
-	rc = sqlite3_step(q);
-	sqlite3_reset(q);
-	return rc == SQLITE_DONE ? 0 : -EIO;
+	return project_children_prune(c, lo->prune_sql, NULL, parent[0], numbers);
 }
 
 int project_order(const struct project_ctx *c, json_t *rec)

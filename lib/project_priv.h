@@ -44,6 +44,18 @@ int project_collect(const struct project_ctx *c, const char *sql, const char *pa
 		    char ***out, size_t *n);
 /* Free what project_collect gathered. */
 void project_collected_free(char **v, size_t n);
+/*
+ * A parent's child rows written over the stored ones leave over only those
+ * its record no longer has: count_sql counts the stored ones (?1 an entity,
+ * labels only; ?2 the parent's id), and when they are more than the written
+ * ones, prune_sql deletes those whose key is not in kept (?3, a JSON array).
+ * project_children_count gives the count; project_children_prune deletes.
+ * 0 or -EIO.
+ */
+int project_children_count(const struct project_ctx *c, const char *count_sql,
+			   const char *entity, const char *id, sqlite3_int64 *count);
+int project_children_prune(const struct project_ctx *c, const char *prune_sql,
+			   const char *entity, const char *id, const char *kept);
 /* canon_put of a parent row; *fresh when it was inserted rather than updated.  0 or -EIO. */
 int project_put_parent(const struct project_ctx *c, enum canon_table t, const char *const *row,
 		       bool *applied, bool *fresh);
