@@ -20,7 +20,16 @@ static const char *SQL_LINE_REFS =
 	" LEFT JOIN products AS p ON p.source_id = k.source_id"
 	" LEFT JOIN variants AS v ON v.variant_id = k.variant_id LIMIT 1";
 
-/* An order or return line's product and variant columns, filled from the catalog. */
+/* The variant's half of it, when the product needs no mapping. */
+static const char *SQL_LINE_VARIANT =
+	"SELECT NULL, sku, size_label FROM variants WHERE variant_id = ?2";
+
+/*
+ * An order or return line's product and variant columns, filled from the
+ * catalog.  With the default product_id_field ("id") every API product's
+ * product_id is its shop id (product_row), so the line's product id stands as
+ * it is and only its variant is looked up, when the line lacks what it gives.
+ */
 static void line_refs(const struct project_ctx *c, struct scratch *sc, json_t *line,
 		      const char **product_id, const char **variant_id, const char **sku,
 		      const char **size_label)
@@ -30,12 +39,14 @@ static void line_refs(const struct project_ctx *c, struct scratch *sc, json_t *l
 	*sku = field_text(c, sc, line, "sku");
 	*size_label = field_text(c, sc, line, "size_label");
 	*product_id = raw;
-	if (!raw && (*sku || !*variant_id) && (*size_label || !*variant_id))
+	bool map_product = raw && strcmp(c->m->product_id_field, "id") != 0;
+	bool need_variant = *variant_id && (!*sku || !*size_label);
+	if (!map_product && !need_variant)
 		return;
-	sqlite3_stmt *s = store_stmt(c->st, SQL_LINE_REFS);
+	sqlite3_stmt *s = store_stmt(c->st, map_product ? SQL_LINE_REFS : SQL_LINE_VARIANT);
 	if (!s)
 		return;
-	if (raw)
+	if (map_product)
 		sqlite3_bind_text(s, 1, raw, -1, SQLITE_STATIC);
 	if (*variant_id)
 		sqlite3_bind_text(s, 2, *variant_id, -1, SQLITE_STATIC);
