@@ -14,6 +14,7 @@
 #include "canon.h"
 #include "csvin_ctx.h"
 #include "fit.h"
+#include "jsonstr.h"
 #include "money.h"
 #include "outcome.h"
 #include "tstamp.h"
@@ -102,11 +103,14 @@ static bool json_add_string(struct ctx *x, const char *s, size_t n)
 {
 	if (!json_add(x, "\"", 1))
 		return false;
-	size_t run = 0;
-	for (size_t i = 0; i < n; i++) {
-		unsigned char ch = (unsigned char)s[i];
-		if (ch >= 0x20 && ch != '"' && ch != '\\')
-			continue;
+	unsigned char high = 0;
+	for (size_t i = 0;;) {
+		size_t run = jsonstr_plain(s + i, n - i, &high);
+		if (!json_add(x, s + i, run))
+			return false;
+		if ((i += run) == n)
+			return json_add(x, "\"", 1);
+		unsigned char ch = (unsigned char)s[i++];
 		char esc[8];
 		int k = ch == '"' ? snprintf(esc, sizeof(esc), "\\\"")
 			: ch == '\\' ? snprintf(esc, sizeof(esc), "\\\\")
@@ -114,11 +118,9 @@ static bool json_add_string(struct ctx *x, const char *s, size_t n)
 			: ch == '\r' ? snprintf(esc, sizeof(esc), "\\r")
 			: ch == '\t' ? snprintf(esc, sizeof(esc), "\\t")
 			: snprintf(esc, sizeof(esc), "\\u%04x", ch);
-		if (!json_add(x, s + run, i - run) || !json_add(x, esc, (size_t)k))
+		if (!json_add(x, esc, (size_t)k))
 			return false;
-		run = i + 1;
 	}
-	return json_add(x, s + run, n - run) && json_add(x, "\"", 1);
 }
 
 /*

@@ -16,6 +16,7 @@
 
 #include "jsonr.h"
 #include "buf.h"
+#include "jsonstr.h"
 #include "utf8.h"
 
 #define JSONR_DEPTH_MAX 2048 /* jansson's JSON_PARSER_MAX_DEPTH */
@@ -155,29 +156,25 @@ static bool string(struct parser *x, const char **s, size_t *len)
 {
 	const char *b = ++x->p;
 	unsigned char hi = 0;
-	while (x->p < x->end) {
-		unsigned char c = (unsigned char)*x->p;
-		if (c == '"') {
-			*s = b;
-			*len = (size_t)(x->p - b);
-			x->p++;
-			if (hi & 0x80 && !utf8_valid(b, *len))
-				return fail(x, "invalid UTF-8 in a string");
-			return true;
-		}
-		if (c == '\\') {
-			size_t n = (size_t)(x->p - b);
-			if (buf_reserve(&x->esc, n + 4) < 0)
-				return fail(x, "out of memory");
-			memcpy(x->esc.data, b, n);
-			return string_escaped(x, n, s, len);
-		}
-		if (c < 0x20)
-			return fail(x, "control character in a string");
-		hi |= c;
+	x->p += jsonstr_plain(b, (size_t)(x->end - b), &hi);
+	if (x->p == x->end)
+		return fail(x, "premature end of input in a string");
+	if (*x->p == '"') {
+		*s = b;
+		*len = (size_t)(x->p - b);
 		x->p++;
+		if (hi & 0x80 && !utf8_valid(b, *len))
+			return fail(x, "invalid UTF-8 in a string");
+		return true;
 	}
-	return fail(x, "premature end of input in a string");
+	if (*x->p == '\\') {
+		size_t n = (size_t)(x->p - b);
+		if (buf_reserve(&x->esc, n + 4) < 0)
+			return fail(x, "out of memory");
+		memcpy(x->esc.data, b, n);
+		return string_escaped(x, n, s, len);
+	}
+	return fail(x, "control character in a string");
 }
 
 static inline bool digit(const struct parser *x)

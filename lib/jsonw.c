@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "jsonstr.h"
 #include "jsonw.h"
 
 #define JSONW_DEPTH_MAX 2048 /* jansson refuses to parse deeper than this */
@@ -66,16 +67,17 @@ static bool put_string(struct buf *w, const char *s, size_t n)
 	if (!room(w, n + 2))
 		return false;
 	w->data[w->len++] = '"';
-	size_t run = 0;
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (c >= 0x20 && c != '"' && c != '\\')
-			continue;
-		if (!put(w, s + run, i - run) || !put_escape(w, c))
+	unsigned char high = 0;
+	for (size_t i = 0;;) {
+		size_t run = jsonstr_plain(s + i, n - i, &high);
+		if (!put(w, s + i, run))
 			return false;
-		run = i + 1;
+		i += run;
+		if (i == n)
+			return putc_(w, '"');
+		if (!put_escape(w, (unsigned char)s[i++]))
+			return false;
 	}
-	return put(w, s + run, n - run) && putc_(w, '"');
 }
 
 static bool put_integer(struct buf *w, json_int_t v)

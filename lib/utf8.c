@@ -4,6 +4,9 @@
  * overlong forms (E0 80..9F, F0 80..8F), surrogates (ED A0..BF) and code
  * points past U+10FFFF (F4 90..BF, F5..FF).
  */
+#include <stdint.h>
+#include <string.h>
+
 #include "utf8.h"
 
 /*
@@ -46,8 +49,17 @@ bool utf8_cut(const char *s, size_t n)
 
 bool utf8_valid(const char *s, size_t n)
 {
-	for (size_t i = 0, k; i < n; i += k)
+	size_t i = 0, k;
+	while (i < n) {
+		/* Most text is ASCII: pass it eight bytes at a time. */
+		uint64_t w;
+		while (n - i >= 8 && (memcpy(&w, s + i, sizeof(w)), !(w & UINT64_C(0x8080808080808080))))
+			i += 8;
+		if (i == n)
+			break;
 		if (!(k = utf8_seq(s + i, n - i)))
 			return false;
+		i += k;
+	}
 	return true;
 }

@@ -89,6 +89,35 @@ static void test_truncated_and_stray(void **state)
 	assert_int_equal(utf8_seq("\xF0\x9F\x98\x80", 3), 0);
 }
 
+/*
+ * ASCII passes eight bytes at a time: every sequence above, valid or not,
+ * gives the same answer at each offset inside long ASCII text, and so does a
+ * non-ASCII byte that ends the text.
+ */
+static void test_inside_ascii_text(void **state)
+{
+	(void)state;
+	static const struct { const char *s; bool valid; } seqs[] = {
+		{ "\xC3\xA9", true }, { "\xF0\x9F\x98\x80", true }, { "\xEF\xBF\xBF", true },
+		{ "\xC0\xAF", false }, { "\xED\xA0\x80", false }, { "\xF4\x90\x80\x80", false },
+		{ "\x80", false }, { "\xFF", false }, { "\xC3", false }, { "\xE2\x82", false },
+	};
+	char text[64];
+	for (size_t k = 0; k < sizeof(seqs) / sizeof(seqs[0]); k++) {
+		size_t len = strlen(seqs[k].s);
+		for (size_t at = 0; at + len <= 40; at++) {
+			for (size_t total = at + len; total <= 40; total += 7) {
+				memset(text, 'a', total);
+				memcpy(text + at, seqs[k].s, len);
+				expect(text, total, seqs[k].valid);
+			}
+		}
+	}
+	memset(text, 'x', 40);
+	expect(text, 40, true);
+	expect(text, 0, true);
+}
+
 /* The control socket's messages: broken sequences become '?', one cut by the end goes. */
 static void test_ctl_mend_uses_the_strict_rules(void **state)
 {
@@ -115,6 +144,7 @@ int main(void)
 		cmocka_unit_test(test_surrogates),
 		cmocka_unit_test(test_past_the_last_code_point),
 		cmocka_unit_test(test_truncated_and_stray),
+		cmocka_unit_test(test_inside_ascii_text),
 		cmocka_unit_test(test_ctl_mend_uses_the_strict_rules),
 	};
 	return cmocka_run_group_tests_name("utf8", tests, NULL, NULL);
