@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
@@ -86,21 +87,78 @@ static int key_load(const char *state_dir, unsigned char key[PII_KEY_LEN], char 
 static EVP_MD *sha256;
 static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
 
+/*
+ * HMAC's two key blocks (RFC 2104: key ^ ipad, key ^ opad), each hashed once
+ * per key and thread: every hash then starts from a copy of those states and
+ * costs two SHA-256 blocks instead of four.  One key per thread at a time (a
+ * daemon has one); another key replaces it.
+ */
+struct hmac_pads {
+	unsigned char key[PII_KEY_LEN];
+	EVP_MD_CTX *pad[2], *work; /* pad[0] inner, pad[1] outer */
+	bool ready;
+};
+
+static pthread_key_t pads_key;
+static bool pads_key_ok;
+
+static void pads_free(void *p)
+{
+	struct hmac_pads *h = p;
+	if (!h)
+		return;
+	EVP_MD_CTX_free(h->pad[0]);
+	EVP_MD_CTX_free(h->pad[1]);
+	EVP_MD_CTX_free(h->work);
+	free(h);
+}
+
 /* Fetched once: HMAC() looks the algorithms up by name on every call, a third of its cost. */
 static void sha256_fetch(void)
 {
 	sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+	pads_key_ok = pthread_key_create(&pads_key, pads_free) == 0;
 }
 
-/* SHA-256 of (key ^ pad) || a || b: one half of HMAC (RFC 2104).  0, or -1 on failure. */
-static int hmac_half(EVP_MD_CTX *c, const unsigned char *key, unsigned char pad,
-		     const void *a, size_t na, unsigned char *out)
+/* This thread's pads for key, made when the key is new to it; NULL on failure. */
+static struct hmac_pads *pads_for(const unsigned char key[PII_KEY_LEN])
 {
-	unsigned char block[HMAC_BLOCK];
-	for (int i = 0; i < HMAC_BLOCK; i++)
-		block[i] = (unsigned char)((i < PII_KEY_LEN ? key[i] : 0) ^ pad);
-	return EVP_DigestInit_ex(c, sha256, NULL) == 1 && EVP_DigestUpdate(c, block, sizeof(block)) == 1 &&
-	       EVP_DigestUpdate(c, a, na) == 1 && EVP_DigestFinal_ex(c, out, NULL) == 1 ? 0 : -1;
+	if (!sha256 || !pads_key_ok)
+		return NULL;
+	struct hmac_pads *h = pthread_getspecific(pads_key);
+	if (!h) {
+		h = calloc(1, sizeof(*h));
+		if (!h)
+			return NULL;
+		h->pad[0] = EVP_MD_CTX_new();
+		h->pad[1] = EVP_MD_CTX_new();
+		h->work = EVP_MD_CTX_new();
+		if (!h->pad[0] || !h->pad[1] || !h->work || pthread_setspecific(pads_key, h) != 0) {
+			pads_free(h);
+			return NULL;
+		}
+	}
+	if (h->ready && memcmp(h->key, key, PII_KEY_LEN) == 0)
+		return h;
+	h->ready = false;
+	for (int k = 0; k < 2; k++) {
+		unsigned char block[HMAC_BLOCK];
+		for (int i = 0; i < HMAC_BLOCK; i++)
+			block[i] = (unsigned char)((i < PII_KEY_LEN ? key[i] : 0) ^ (k ? 0x5c : 0x36));
+		if (EVP_DigestInit_ex(h->pad[k], sha256, NULL) != 1 ||
+		    EVP_DigestUpdate(h->pad[k], block, sizeof(block)) != 1)
+			return NULL;
+	}
+	memcpy(h->key, key, PII_KEY_LEN);
+	h->ready = true;
+	return h;
+}
+
+/* SHA-256 of the pad's block || a: one half of HMAC.  0, or -1 on failure. */
+static int hmac_half(struct hmac_pads *h, int k, const void *a, size_t na, unsigned char *out)
+{
+	return EVP_MD_CTX_copy_ex(h->work, h->pad[k]) == 1 && EVP_DigestUpdate(h->work, a, na) == 1 &&
+	       EVP_DigestFinal_ex(h->work, out, NULL) == 1 ? 0 : -1;
 }
 
 void pii_hash(const unsigned char key[PII_KEY_LEN], const char *text, char out[PII_HASH_HEX])
@@ -109,11 +167,9 @@ void pii_hash(const unsigned char key[PII_KEY_LEN], const char *text, char out[P
 	unsigned int len = 0;
 
 	pthread_once(&sha256_once, sha256_fetch);
-	EVP_MD_CTX *c = sha256 ? EVP_MD_CTX_new() : NULL;
-	if (!c || hmac_half(c, key, 0x36, text, strlen(text), inner) < 0 ||
-	    hmac_half(c, key, 0x5c, inner, 32, mac) < 0)
+	struct hmac_pads *h = pads_for(key);
+	if (!h || hmac_half(h, 0, text, strlen(text), inner) < 0 || hmac_half(h, 1, inner, 32, mac) < 0)
 		HMAC(EVP_sha256(), key, PII_KEY_LEN, (const unsigned char *)text, strlen(text), mac, &len);
-	EVP_MD_CTX_free(c);
 	hex_encode(mac, (PII_HASH_HEX - 1) / 2, out);
 }
 

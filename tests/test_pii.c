@@ -179,6 +179,24 @@ static void test_hash(void **state)
 	pii_hash(k0, "556", d);
 	assert_string_not_equal(a, d);
 
+	/* Keys taken in turn, texts past one SHA-256 block: HMAC's answers each time. */
+	char t100[101], cafe[141];
+	memset(t100, 'x', 100);
+	t100[100] = '\0';
+	cafe[0] = '\0';
+	for (int i = 0; i < 20; i++)
+		strcat(cafe, "caf\xC3\xA9 ");
+	for (int round = 0; round < 2; round++) {
+		pii_hash(k1, "555", b);
+		assert_string_equal(b, "0693bab0657100d67a8b15c87251a962");
+		pii_hash(k0, t100, b);
+		assert_string_equal(b, "d1c86a42d627e0de515d31da2dd2c101");
+		pii_hash(k1, cafe, b);
+		assert_string_equal(b, "51e3b05dc358cae9b046132fe25c5a4a");
+		pii_hash(k0, "555", b);
+		assert_string_equal(b, "61a7884387216c09f9da90eabc484375");
+	}
+
 	const char *all[] = { a, c, d };
 	for (size_t i = 0; i < 3; i++) {
 		assert_int_equal(strlen(all[i]), PII_HASH_HEX - 1);
