@@ -43,7 +43,7 @@ int buf_reserve(struct buf *b, size_t n)
 	return buf_grow(b, n);
 }
 
-int buf_add(struct buf *b, const void *p, size_t n)
+int buf_add_grow(struct buf *b, const void *p, size_t n)
 {
 	int r = buf_grow(b, n);
 	if (r < 0)
