@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
@@ -110,6 +111,7 @@ static void pads_free(void *p)
 	EVP_MD_CTX_free(h->pad[0]);
 	EVP_MD_CTX_free(h->pad[1]);
 	EVP_MD_CTX_free(h->work);
+	OPENSSL_cleanse(h->key, sizeof(h->key));
 	free(h);
 }
 
@@ -145,8 +147,10 @@ static struct hmac_pads *pads_for(const unsigned char key[PII_KEY_LEN])
 		unsigned char block[HMAC_BLOCK];
 		for (int i = 0; i < HMAC_BLOCK; i++)
 			block[i] = (unsigned char)((i < PII_KEY_LEN ? key[i] : 0) ^ (k ? 0x5c : 0x36));
-		if (EVP_DigestInit_ex(h->pad[k], sha256, NULL) != 1 ||
-		    EVP_DigestUpdate(h->pad[k], block, sizeof(block)) != 1)
+		bool ok = EVP_DigestInit_ex(h->pad[k], sha256, NULL) == 1 &&
+			  EVP_DigestUpdate(h->pad[k], block, sizeof(block)) == 1;
+		OPENSSL_cleanse(block, sizeof(block));
+		if (!ok)
 			return NULL;
 	}
 	memcpy(h->key, key, PII_KEY_LEN);
