@@ -1,5 +1,6 @@
 /* store.c - SQLite mirror: schema migrations, a statement cache, raw records, sync state and runs. */
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,6 +9,7 @@
 #include "store.h"
 
 #define STORE_STMT_MAX 96 /* distinct cached statements per store */
+#define STORE_STMT_SLOTS 256 /* open addressing over them, by the SQL's address */
 /* After a checkpoint the -wal is cut back to this size; the TRUNCATE
  * checkpoint at each job's end empties it whenever no reader holds it. */
 #define STORE_WAL_LIMIT_BYTES (1024 * 1024)
@@ -31,6 +33,7 @@ struct store {
 		const char *sql; /* the caller's static string: the cache key */
 		sqlite3_stmt *stmt;
 	} stmts[STORE_STMT_MAX];
+	unsigned char slot[STORE_STMT_SLOTS]; /* 1 + an index into stmts, 0 when free */
 };
 
 int store_schema_latest(void)
@@ -120,15 +123,24 @@ void store_rollback(struct store *st)
 		sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
 }
 
+/* The slot of sql's statement, or the free slot where it would go. */
+static unsigned slot_of(const struct store *st, const char *sql)
+{
+	unsigned h = (unsigned)(((uintptr_t)sql >> 3) * 2654435761u) % STORE_STMT_SLOTS;
+	while (st->slot[h] && st->stmts[st->slot[h] - 1].sql != sql)
+		h = (h + 1) % STORE_STMT_SLOTS;
+	return h;
+}
+
 sqlite3_stmt *store_stmt(struct store *st, const char *sql)
 {
-	for (int i = 0; i < st->n_stmts; i++) {
-		if (st->stmts[i].sql == sql) {
-			sqlite3_stmt *s = st->stmts[i].stmt;
-			sqlite3_reset(s);
-			sqlite3_clear_bindings(s);
-			return s;
-		}
+	/* Several statements a row, every row: found by address, not by a walk. */
+	unsigned h = slot_of(st, sql);
+	if (st->slot[h]) {
+		sqlite3_stmt *s = st->stmts[st->slot[h] - 1].stmt;
+		sqlite3_reset(s);
+		sqlite3_clear_bindings(s);
+		return s;
 	}
 	if (st->n_stmts == STORE_STMT_MAX)
 		return NULL;
@@ -138,6 +150,7 @@ sqlite3_stmt *store_stmt(struct store *st, const char *sql)
 	st->stmts[st->n_stmts].sql = sql;
 	st->stmts[st->n_stmts].stmt = s;
 	st->n_stmts++;
+	st->slot[h] = (unsigned char)st->n_stmts;
 	return s;
 }
 

@@ -57,6 +57,10 @@ bool utf8_valid(const char *s, size_t n)
 			i += 8;
 		if (i == n)
 			break;
+		if ((unsigned char)s[i] < 0x80) {
+			i++;
+			continue;
+		}
 		if (!(k = utf8_seq(s + i, n - i)))
 			return false;
 		i += k;
