@@ -14,7 +14,7 @@
 #include "canon.h"
 #include "csvin_ctx.h"
 #include "fit.h"
-#include "jsonstr.h"
+#include "jsonw.h"
 #include "money.h"
 #include "outcome.h"
 #include "tstamp.h"
@@ -98,31 +98,6 @@ static bool json_add(struct ctx *x, const char *s, size_t n)
 	return buf_add(&x->json, s, n) == 0;
 }
 
-/* A JSON string literal of s (n bytes of valid UTF-8): quotes, backslashes and controls escaped. */
-static bool json_add_string(struct ctx *x, const char *s, size_t n)
-{
-	if (!json_add(x, "\"", 1))
-		return false;
-	unsigned char high = 0;
-	for (size_t i = 0;;) {
-		size_t run = jsonstr_plain(s + i, n - i, &high);
-		if (!json_add(x, s + i, run))
-			return false;
-		if ((i += run) == n)
-			return json_add(x, "\"", 1);
-		unsigned char ch = (unsigned char)s[i++];
-		char esc[8];
-		int k = ch == '"' ? snprintf(esc, sizeof(esc), "\\\"")
-			: ch == '\\' ? snprintf(esc, sizeof(esc), "\\\\")
-			: ch == '\n' ? snprintf(esc, sizeof(esc), "\\n")
-			: ch == '\r' ? snprintf(esc, sizeof(esc), "\\r")
-			: ch == '\t' ? snprintf(esc, sizeof(esc), "\\t")
-			: snprintf(esc, sizeof(esc), "\\u%04x", ch);
-		if (!json_add(x, esc, (size_t)k))
-			return false;
-	}
-}
-
 /*
  * The row as a JSON object of its cells, named by the header (empty cells
  * are null).  Written by hand into one reused buffer: this runs for every
@@ -135,7 +110,7 @@ static bool keys_build(struct ctx *x)
 	buf_reset(&x->json);
 	for (int i = 0; i < x->ncols; i++) {
 		x->key_off[i] = x->json.len;
-		if (!json_add_string(x, x->names[i], strlen(x->names[i])) || !json_add(x, ":", 1))
+		if (!jsonw_string(&x->json, x->names[i], strlen(x->names[i])) || !json_add(x, ":", 1))
 			return false;
 	}
 	x->key_off[x->ncols] = x->json.len;
@@ -154,7 +129,7 @@ static int put_record(struct ctx *x, const char *id)
 	for (int i = 0; ok && i < x->ncols; i++) {
 		ok = (i == 0 || json_add(x, ",", 1)) &&
 		     json_add(x, x->keys + x->key_off[i], x->key_off[i + 1] - x->key_off[i]) &&
-		     (x->flen[i] ? json_add_string(x, cell(x, i), x->flen[i]) : json_add(x, "null", 4));
+		     (x->flen[i] ? jsonw_string(&x->json, cell(x, i), x->flen[i]) : json_add(x, "null", 4));
 	}
 	if (!ok || !json_add(x, "}", 1))
 		return -ENOMEM;

@@ -80,6 +80,14 @@ static bool put_string(struct buf *w, const char *s, size_t n)
 	}
 }
 
+bool jsonw_string(struct buf *b, const char *s, size_t n)
+{
+	if (!put_string(b, s, n))
+		return false;
+	b->data[b->len] = 0; /* room() keeps a byte for it; buf's text stays terminated */
+	return true;
+}
+
 static bool put_integer(struct buf *w, json_int_t v)
 {
 	char tmp[24];

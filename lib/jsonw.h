@@ -2,6 +2,9 @@
 #ifndef KLEEP_JSONW_H
 #define KLEEP_JSONW_H
 
+#include <stdbool.h>
+#include <stddef.h>
+
 #include <jansson.h>
 
 #include "buf.h"
@@ -14,5 +17,12 @@
  * memory, past b's cap, or v holds a value jansson would not write.
  */
 const char *jsonw_compact(struct buf *b, const json_t *v);
+
+/*
+ * Append s (n bytes of valid UTF-8) to b as a JSON string literal, escaped as
+ * jansson escapes it.  false when out of memory or past b's cap.  The CSV row
+ * writer builds its records' text with it too.
+ */
+bool jsonw_string(struct buf *b, const char *s, size_t n);
 
 #endif

@@ -77,11 +77,34 @@ static void test_built(void **state)
 	buf_free(&w);
 }
 
+/* jsonw_string appends (the CSV row writer's cells): jansson's literal, after what b held. */
+static void test_string_appends(void **state)
+{
+	(void)state;
+	static const char *const cells[] = { "", "plain", "quote \" back \\ tab\t nl\n cr\r",
+					     "\x01\x08\x0c\x1f end", "caf\xc3\xa9 \xe2\x82\xac" };
+	struct buf w;
+	buf_init(&w, 1u << 20);
+	for (size_t i = 0; i < sizeof(cells) / sizeof(cells[0]); i++) {
+		json_t *v = json_string(cells[i]);
+		char *want = json_dumps(v, JSON_ENCODE_ANY);
+		buf_reset(&w);
+		assert_int_equal(buf_add(&w, "[", 1), 0);
+		assert_true(jsonw_string(&w, cells[i], strlen(cells[i])));
+		assert_int_equal(w.data[0], '[');
+		assert_string_equal(w.data + 1, want);
+		free(want);
+		json_decref(v);
+	}
+	buf_free(&w);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_texts),
 		cmocka_unit_test(test_built),
+		cmocka_unit_test(test_string_appends),
 	};
 	return cmocka_run_group_tests_name("jsonw", tests, NULL, NULL);
 }
