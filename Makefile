@@ -61,6 +61,9 @@ PROFILES := $(sort $(wildcard lib/profiles/*.json))
 SQL      := $(sort $(wildcard sql/[0-9][0-9][0-9]_*.sql))
 TEST_SRC  := $(sort $(wildcard tests/test_*.c))
 TEST_BINS := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+# Each fuzz target also as a plain program that replays its corpus (tests/fuzz/replay.c).
+FUZZ_SRC  := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BINS := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/tests/%)
 BINS     := $(BUILD)/kleepd $(BUILD)/kleepctl
 # The test-only SQLite VFS that fails the N-th write (tests LD_PRELOAD it into kleepd).
 FAULTVFS := $(BUILD)/tests/faultvfs.so
@@ -75,7 +78,7 @@ SHELL_SCRIPTS = $(shell grep -rlE --exclude-dir=.git --exclude-dir=build --exclu
 	install deb check-package clean FORCE
 .DELETE_ON_ERROR:
 
-all: $(BINS) $(TEST_BINS) $(FAULTVFS)
+all: $(BINS) $(TEST_BINS) $(FUZZ_BINS) $(FAULTVFS)
 	@chmod go-rwx examples/*.password examples/*.key 2>/dev/null || true
 
 bins: $(BINS)
@@ -147,6 +150,10 @@ $(BUILD)/tests/%: tests/%.c $(BUILD)/libkleep.a $(wildcard tests/*.h) | $(BUILD)
 	@echo "  LD      $@"
 	$(Q)$(CC) $(ALL_CFLAGS) -Itests -o $@ $< $(BUILD)/libkleep.a $(LDLIBS) $(TEST_LDLIBS)
 
+$(BUILD)/tests/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c $(BUILD)/libkleep.a | $(BUILD)/tests
+	@echo "  LD      $@"
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< tests/fuzz/replay.c $(BUILD)/libkleep.a $(LDLIBS)
+
 # No sanitizer inside: it is preloaded ahead of the sanitizer runtime.
 $(FAULTVFS): tests/faultvfs.c | $(BUILD)/tests
 	@echo "  LD      $@"
@@ -192,8 +199,13 @@ run: deps
 bench: all
 	@BUILD=$(BUILD) PY=$(PY) sh tests/bench/run.sh
 
+# libFuzzer needs the library instrumented too: built once, with clang, beside the others.
+FUZZ_CC ?= clang
 fuzz:
-	@BUILD=$(BUILD) sh tests/fuzz/run.sh
+	$(MAKE) BUILD=build/fuzz-lib CC=$(FUZZ_CC) OPT=-O1 \
+		SAN="-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all" \
+		build/fuzz-lib/libkleep.a
+	@BUILD=$(BUILD) FUZZ_LIB=build/fuzz-lib FUZZ_CC=$(FUZZ_CC) sh tests/fuzz/run.sh
 
 # Installs only what it builds; the configuration only when there is none (an upgrade
 # never overwrites the operator's), its examples with the docs.

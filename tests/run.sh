@@ -39,6 +39,10 @@ suite() {
 for t in "$BUILD"/tests/test_*; do
 	[ -x "$t" ] && suite "unit/${t##*/}" "$t"
 done
+# Each fuzz target replays its corpus: the inputs that found bugs, and the seeds.
+for t in "$BUILD"/tests/fuzz_*; do
+	[ -x "$t" ] && suite "fuzz-corpus/${t##*/}" "$t" "tests/fuzz/corpus/${t##*/}"
+done
 [ -f tests/config/run.sh ] && suite "config" sh tests/config/run.sh "$BUILD/kleepd"
 for t in tests/integration/test_*.py; do
 	[ -f "$t" ] && suite "integration/${t##*/}" "$PY" "$t"

@@ -1,7 +1,7 @@
 /* fuzz_csvin.c - libFuzzer target: any bytes as a gap-fill CSV file must be applied, rejected
  * or refused, never crash, leak or leave a transaction open.  The first byte picks the kind
  * and the reject ratio; the rest is the file.
- * fuzz-sources: lib/csvin.c lib/canon.c lib/store.c lib/tstamp.c lib/tz.c lib/civil.c lib/utf8.c lib/config.c lib/stream.c lib/log.c */
+ */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>

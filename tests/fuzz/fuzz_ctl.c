@@ -1,6 +1,6 @@
 /* fuzz_ctl.c - libFuzzer target: any bytes as a control request line must parse or be refused,
  * and the reply to it must be well-formed JSON, never a crash or a leak.
- * fuzz-sources: lib/ctl.c lib/utf8.c */
+ */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>

@@ -1,7 +1,7 @@
 /* fuzz_tz.c - libFuzzer target: any bytes as a zone file must load or be refused with a
  * reason, never crash or leak; a zone that loads answers every lookup, and a wall time read
  * back from an instant shows that wall time again.
- * fuzz-sources: lib/tz.c lib/civil.c lib/tstamp.c */
+ */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>

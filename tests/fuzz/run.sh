@@ -1,34 +1,32 @@
 #!/bin/sh
-# run.sh - `make fuzz`: build every tests/fuzz/fuzz_*.c with libFuzzer + ASan + UBSan and run
-# each for FUZZ_SECONDS (default 60).  A finding fails the run and leaves its input in
-# build/fuzz/<target>/ for a reproducer: build/fuzz/<target>.bin FILE.
+# run.sh - `make fuzz`: link every tests/fuzz/fuzz_*.c with libFuzzer + ASan + UBSan against the
+# library built instrumented (FUZZ_LIB, which `make fuzz` builds first), and run each for
+# FUZZ_SECONDS (default 60).  A finding fails the run and leaves its input in
+# build/fuzz/<target>/ for a reproducer: build/fuzz/<target>.bin FILE, or the plain replay
+# program `make` builds, $BUILD/tests/<target> FILE.  Worth keeping: copy it into
+# tests/fuzz/corpus/<target>/, which `make check` replays.
 set -eu
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
+FUZZ_LIB=${FUZZ_LIB:-build/fuzz-lib}
 SECONDS_EACH=${FUZZ_SECONDS:-60}
-out=$BUILD/fuzz
-mkdir -p "$out"
 CC=${FUZZ_CC:-clang}
-LIBS="$(pkg-config --cflags --libs libcurl jansson libssh2 sqlite3 libsystemd inih libcrypto) -lcsv -lpthread -lm"
-
-fuzz_cc() {  # $1 the fuzzer to build, then its sources
-	bin=$1; shift
-	# shellcheck disable=SC2086  # CC may carry options; LIBS is pkg-config's list of flags
-	$CC -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-		-Ilib -I"$out/gen" -DKLEEP_VERSION='"fuzz"' -DKLEEP_DATADIR='"/nonexistent"' \
-		-DKLEEP_SYSCONFDIR='"/nonexistent"' -o "$bin" "$@" $LIBS
-}
-mkdir -p "$out/gen"
-sh sql/embed.sh "$out/gen/migrations" sql/[0-9][0-9][0-9]_*.sql
+out=$BUILD/fuzz
+PKGS="libcurl jansson libssh2 sqlite3 libsystemd inih libcrypto"
+if [ ! -f "$FUZZ_LIB/libkleep.a" ]; then
+	echo "run.sh: $FUZZ_LIB/libkleep.a is not built: run 'make fuzz'"
+	exit 1
+fi
+mkdir -p "$out"
 status=0
 for src in tests/fuzz/fuzz_*.c; do
 	name=$(basename "$src" .c)
 	echo "=== $name: building"
-	# The fuzzer links the library sources directly: libFuzzer needs them instrumented
-	# too.  A target names the ones it needs on a "fuzz-sources:" line.
-	srcs=$(sed -n 's/.*fuzz-sources: *\(.*\)\*\/.*/\1/p' "$src")
-	# shellcheck disable=SC2086  # srcs is a list of files
-	fuzz_cc "$out/$name.bin" "$src" ${srcs:-lib/*.c} "$out/gen/migrations.c"
+	# shellcheck disable=SC2046,SC2086  # PKGS is a list of names, pkg-config's answer of flags
+	$CC -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
+		-fno-sanitize-recover=all -Ilib -I"$FUZZ_LIB/gen" $(pkg-config --cflags $PKGS) \
+		-o "$out/$name.bin" "$src" "$FUZZ_LIB/libkleep.a" \
+		$(pkg-config --libs $PKGS) -lcsv -lpthread -lm
 	mkdir -p "$out/$name" "$out/$name.corpus"
 	if [ -d "tests/fuzz/corpus/$name" ]; then
 		cp -n tests/fuzz/corpus/"$name"/* "$out/$name.corpus/" 2>/dev/null || true
