@@ -13,7 +13,10 @@
  * the top, strict UTF-8, no \u0000, integers that fit json_int_t, reals that
  * do not overflow, nesting up to 2048, nothing but white space after the
  * value; a repeated key keeps its place and takes the later value.  It
- * builds the same tree, in the same key order.
+ * builds the same tree, in the same key order.  One difference, on purpose:
+ * a NUL byte straight after a number or a literal, which jansson skips
+ * ("[1\0]" reads as [1]: its stream takes the byte it puts back for an empty
+ * buffer), is refused like any other NUL byte outside a string.
  */
 json_t *jsonr_loadb(const char *buf, size_t len, json_error_t *err);
 

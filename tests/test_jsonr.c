@@ -61,6 +61,27 @@ static void test_texts(void **state)
 	agree("[1,\0 2]", 7);
 }
 
+/*
+ * The one difference (jsonr.h): jansson skips a NUL byte straight after a
+ * number or a literal; a reply holding one is refused, with a reason.
+ */
+static void test_nul_after_token(void **state)
+{
+	static const struct {
+		const char *text;
+		size_t n;
+	} cases[] = { { "[1\0]", 4 }, { "[-2.5e3\0,2]", 11 }, { "[true\0]", 7 }, { "{\"a\":null\0}", 11 } };
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		json_error_t e;
+		json_t *jansson = json_loadb(cases[i].text, cases[i].n, 0, &e);
+		assert_non_null(jansson); /* if jansson ever refuses these, the note in jsonr.h can go */
+		json_decref(jansson);
+		assert_null(jsonr_loadb(cases[i].text, cases[i].n, &e));
+		assert_true(e.text[0] != 0);
+	}
+}
+
 static void test_depth(void **state)
 {
 	(void)state;
@@ -107,6 +128,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_texts),
+		cmocka_unit_test(test_nul_after_token),
 		cmocka_unit_test(test_depth),
 		cmocka_unit_test(test_mutations),
 	};
