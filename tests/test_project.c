@@ -452,6 +452,48 @@ static void test_many_attributes_keep_the_product_id(void **state)
 	expect_rows(f, "SELECT variant_id, product_id FROM variants", "50211|1042\n");
 }
 
+/*
+ * A product written again looks for the lines that waited for its variants
+ * (no sku or size yet), and must not read every line of its variants to find
+ * them: a bestseller has thousands.  With its lines on disk and a cold page
+ * cache, the update reads far fewer pages than those lines fill.
+ */
+static void test_product_update_reads_not_its_lines(void **state)
+{
+	struct fixture *f = *state;
+	char path[4096], err[512];
+	catalog(f);
+	project_ok(f, STREAM_PRODUCTS, PRODUCT);
+	assert_int_equal(store_exec(f->st,
+		"WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 10000)"
+		" INSERT INTO orders (order_id, status, source) SELECT 'O' || i, 'paid', 'api' FROM n;"
+		"INSERT INTO order_lines (order_id, line_no, product_id, variant_id, sku, size_label,"
+		"                         quantity, source)"
+		" SELECT order_id, 1, '1042', '50211', 'TSH-001-BLU-M', 'M', 1, 'api' FROM orders"
+		" UNION ALL SELECT order_id, 2, '1042', '50212', 'TSH-001-BLU-L', 'L', 1, 'api' FROM orders;"),
+		0);
+	int line_pages = unit_query_int(store_db(f->st),
+					"SELECT count(*) FROM dbstat WHERE name = 'order_lines'");
+	assert_true(line_pages > 100);
+
+	/* A cold cache: the mirror opened again, as each job does. */
+	snprintf(path, sizeof(path), "%s/m.db", f->dir);
+	store_close(f->st);
+	if (store_open(path, &f->st, err, sizeof(err)) < 0)
+		fail_msg("store_open: %s", err);
+	f->c.st = f->st;
+	char *update = strdup(PRODUCT);
+	memcpy(strstr(update, "2026-11-20 08:15:02"), "2026-11-21", 10);
+	int misses, high;
+	sqlite3_db_status(store_db(f->st), SQLITE_DBSTATUS_CACHE_MISS, &misses, &high, 1);
+	project_ok(f, STREAM_PRODUCTS, update);
+	sqlite3_db_status(store_db(f->st), SQLITE_DBSTATUS_CACHE_MISS, &misses, &high, 0);
+	free(update);
+	if (misses >= line_pages / 4)
+		fail_msg("a product update read %d pages; its lines fill %d", misses, line_pages);
+	expect_rows(f, "SELECT updated_at FROM products", "2026-11-21T07:15:02Z\n");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -467,6 +509,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_identity, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_parent_reference_from_attribute, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_many_attributes_keep_the_product_id, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_product_update_reads_not_its_lines, setup, teardown),
 	};
 	int failed = cmocka_run_group_tests_name("project", tests, NULL, NULL);
 	stored_hint = true; /* parents written through canon_put_stored: the same mirror */
