@@ -110,11 +110,17 @@ $(BUILD)/lib/%.o: lib/%.c $(wildcard lib/*.h) $(BUILD)/gen/paths | $(BUILD)/lib 
 	@echo "  CC      $<"
 	$(Q)$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
-$(BUILD)/gen/migrations.c $(BUILD)/gen/migrations.h &: $(SQL) sql/embed.sh | $(BUILD)/gen
+# The embedded files' names, rewritten only when the list changes: a migration or a
+# profile removed (a checkout of an older revision) embeds the data again too.
+$(BUILD)/gen/embedded: FORCE | $(BUILD)/gen
+	@printf '%s\n' $(SQL) $(PROFILES) >$@.tmp
+	@if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv -f $@.tmp $@; fi
+
+$(BUILD)/gen/migrations.c $(BUILD)/gen/migrations.h &: $(SQL) sql/embed.sh $(BUILD)/gen/embedded | $(BUILD)/gen
 	@echo "  EMBED   $(SQL)"
 	$(Q)sh sql/embed.sh $(BUILD)/gen/migrations $(SQL)
 
-$(BUILD)/gen/profiles.c: $(PROFILES) lib/profiles/embed.sh | $(BUILD)/gen
+$(BUILD)/gen/profiles.c: $(PROFILES) lib/profiles/embed.sh $(BUILD)/gen/embedded | $(BUILD)/gen
 	@echo "  EMBED   $(PROFILES)"
 	$(Q)sh lib/profiles/embed.sh $@ $(PROFILES)
 
