@@ -6,9 +6,13 @@
 
 #include "bulkload.h"
 
+/* The indexes set aside: not the key's (no sql), nor a partial one, whose rebuild would
+ * scan the whole table for the few rows it holds (bulkload.h). */
 static const char *SQL_INDEXES =
-	"SELECT name, sql FROM sqlite_schema"
-	" WHERE type = 'index' AND tbl_name = ?1 AND sql IS NOT NULL ORDER BY name";
+	"SELECT s.name, s.sql FROM sqlite_schema AS s JOIN pragma_index_list(?1) AS il"
+	" ON il.name = s.name"
+	" WHERE s.type = 'index' AND s.tbl_name = ?1 AND s.sql IS NOT NULL AND il.partial = 0"
+	" ORDER BY s.name";
 
 void bulkload_forget(struct bulkload *b)
 {

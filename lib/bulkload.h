@@ -9,6 +9,9 @@
  * Nothing outside the transaction sees the indexes missing: other connections read
  * the last commit, and a rollback (a crash, a rejected file) restores them with it.
  * The primary key and UNIQUE indexes stay: upserts find their conflicts through them.
+ * Partial indexes stay too: in this schema they hold few rows (lines waiting for their
+ * variant, deleted records; no SFTP row enters one), and building one again would scan
+ * the whole table.
  */
 #ifndef KLEEP_BULKLOAD_H
 #define KLEEP_BULKLOAD_H
