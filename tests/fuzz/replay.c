@@ -18,38 +18,32 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv) __attribute__((weak));
 
-#define REPLAY_MAX (1u << 20) /* bytes: past make fuzz's -max_len, so no corpus file is cut */
-
 static int passed;
 
+/* One input, in a buffer of exactly its size: ASan then sees a read past it. */
 static int replay_file(const char *path)
 {
 	FILE *f = fopen(path, "rb");
-	if (!f) {
+	struct stat sb;
+	if (!f || fstat(fileno(f), &sb) < 0) {
 		fprintf(stderr, "replay: %s: %s\n", path, strerror(errno));
+		if (f)
+			fclose(f);
 		return -1;
 	}
-	uint8_t *data = malloc(REPLAY_MAX);
-	size_t n = data ? fread(data, 1, REPLAY_MAX, f) : 0;
-	int bad = !data || ferror(f) || !feof(f);
+	size_t n = (size_t)sb.st_size;
+	uint8_t *data = malloc(n ? n : 1);
+	int bad = !data || fread(data, 1, n, f) != n;
 	fclose(f);
 	if (bad) {
-		fprintf(stderr, "replay: %s: cannot read it whole (at most %u bytes)\n", path, REPLAY_MAX);
+		fprintf(stderr, "replay: %s: cannot read it whole\n", path);
 		free(data);
 		return -1;
 	}
-	/* A copy of exactly n bytes: ASan then sees a read past the input. */
-	uint8_t *exact = malloc(n ? n : 1);
-	if (!exact) {
-		free(data);
-		return -1;
-	}
-	memcpy(exact, data, n);
-	free(data);
 	printf("replay %s (%zu bytes)\n", path, n);
 	fflush(stdout);
-	LLVMFuzzerTestOneInput(exact, n);
-	free(exact);
+	LLVMFuzzerTestOneInput(data, n);
+	free(data);
 	passed++;
 	return 0;
 }
